@@ -1,0 +1,41 @@
+#!/bin/sh
+# The one install recipe shared by the CPU image and the PyTorch-CUDA image, so the two
+# stay twins: the same user, the same Jupyter packages, the same notebook extension.
+#
+#   install-singleuser.sh packages PYTHON CONTEXT [EXTRA_REQUIREMENT...]   (build stage)
+#   install-singleuser.sh user                                            (final stage)
+set -eu
+
+NB_USER=${NB_USER:-jovyan}
+NB_UID=${NB_UID:-1000}
+NB_GID=${NB_GID:-100}
+
+case "$1" in
+packages)
+  py=$2; ctx=$3; shift 3
+  # Behind a TLS-re-signing proxy pip needs the host's CA bundle. It is only ever present
+  # in this build stage; the final image copies the environment, not the bundle.
+  if [ -s "$ctx/host-ca.crt" ]; then export PIP_CERT="$ctx/host-ca.crt"; fi
+  : "${JUPYTERHUB_VERSION:?JUPYTERHUB_VERSION must match the hub's version}"
+  # --find-links: the local wheelhouse (torch CPU build, the project wheel) as at an
+  # air-gapped site; the rest comes from the index. Bytecode is compiled at install and
+  # kept: without it a non-root user recompiles on every start.
+  "$py" -m pip install --no-cache-dir --disable-pip-version-check \
+    --find-links "$ctx/wheels" \
+    "jupyterhub==$JUPYTERHUB_VERSION" -r "$ctx/requirements-singleuser.txt" \
+    "cudaspawner[notebook]" "$@"
+  # Fail the build now, not at the first spawn, if an entry point is broken.
+  "$py" -c "import jupyterhub.singleuser, jupyterlab, notebook, nbextension"
+  ;;
+user)
+  getent group "$NB_GID" >/dev/null || groupadd -g "$NB_GID" users
+  if ! getent passwd "$NB_UID" >/dev/null; then
+    useradd -m -s /bin/bash -u "$NB_UID" -g "$NB_GID" "$NB_USER"
+  fi
+  home=$(getent passwd "$NB_UID" | cut -d: -f6)
+  mkdir -p "$home"
+  chown "$NB_UID:$NB_GID" "$home"
+  ;;
+*)
+  echo "usage: $0 packages PYTHON CONTEXT [REQ...] | user" >&2; exit 2 ;;
+esac

@@ -1,0 +1,1 @@
+"""cudaspawner notebook side: GPU status and verification in the Jupyter server."""

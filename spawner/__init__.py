@@ -1,0 +1,1 @@
+"""cudaspawner hub side: a DockerSpawner for GPU notebooks."""
