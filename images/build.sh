@@ -3,7 +3,8 @@
 # CPU single-user image on it. Each image carries a label with a hash of its inputs;
 # a build whose inputs have not changed is skipped.
 #
-#   images/build.sh [base|cpu|plain|all]   (default: all)
+#   images/build.sh [base|cpu|plain|pytorch-cuda|all]   (default: all)
+#   (pytorch-cuda needs a registry with the official PyTorch image; the rest need none)
 #
 # Environment:
 #   PYTHON             python whose jupyterhub version the image matches (default: .venv/bin/python)
@@ -19,6 +20,7 @@ PYTHON=${PYTHON:-$repo/.venv/bin/python}
 BASE_IMAGE=${BASE_IMAGE:-cudaspawner/debian:bookworm}
 CPU_IMAGE=${CPU_IMAGE:-cudaspawner/cpu:latest}
 PLAIN_IMAGE=${PLAIN_IMAGE:-cudaspawner/plain:latest}
+CUDA_IMAGE=${CUDA_IMAGE:-cudaspawner/pytorch-cuda:2.9-cuda12}
 TORCH_VERSION=${TORCH_VERSION:-2.13.0}
 LABEL=org.cudaspawner.inputs-hash
 work=$here/.build
@@ -79,11 +81,12 @@ jupyterhub_version() { "$PYTHON" -c 'import jupyterhub; print(jupyterhub.__versi
 # Stage the build context: Dockerfile, the shared install script, wheels, the CA bundle.
 stage_context() {  # name dockerfile-dir
   local ctx=$work/$1
-  rm -rf "$ctx"; mkdir -p "$ctx/wheels"
+  rm -rf "$ctx"; mkdir -p "$ctx/wheels" "$ctx/project"
   cp "$here/$2/Dockerfile" "$here/install-singleuser.sh" "$here/requirements-singleuser.txt" "$ctx/"
   case $1 in
-    cpu) cp "$here"/wheelhouse/*.whl "$ctx/wheels/" ;;
-    pytorch-cuda) cp "$here"/wheelhouse/cudaspawner-*.whl "$ctx/wheels/" ;;
+    cpu|pytorch-cuda)
+      cp "$here"/wheelhouse/cudaspawner-*.whl "$ctx/project/"
+      [ "$1" = cpu ] && cp "$here"/wheelhouse/torch-*.whl "$ctx/wheels/" ;;
   esac
   local ca=${HOST_CA_BUNDLE:-/etc/ssl/certs/ca-certificates.crt}
   if [ -f "$ca" ]; then cp "$ca" "$ctx/host-ca.crt"; else : >"$ctx/host-ca.crt"; fi
@@ -116,8 +119,9 @@ main() {
     base) build_base ;;
     cpu) build_base; wheelhouse; build_singleuser cpu cpu "$CPU_IMAGE" ;;
     plain) build_base; build_singleuser plain plain "$PLAIN_IMAGE" ;;
+    pytorch-cuda) wheelhouse; build_singleuser pytorch-cuda pytorch-cuda "$CUDA_IMAGE" ;;
     all) build_base; wheelhouse; build_singleuser cpu cpu "$CPU_IMAGE" ;;
-    *) echo "usage: $0 [base|cpu|plain|all]" >&2; exit 2 ;;
+    *) echo "usage: $0 [base|cpu|plain|pytorch-cuda|all]" >&2; exit 2 ;;
   esac
 }
 main "$@"

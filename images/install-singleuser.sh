@@ -2,8 +2,9 @@
 # The one install recipe shared by the CPU image and the PyTorch-CUDA image, so the two
 # stay twins: the same user, the same Jupyter packages, the same notebook extension.
 #
-#   install-singleuser.sh packages PYTHON CONTEXT [EXTRA_REQUIREMENT...]   (build stage)
-#   install-singleuser.sh user                                            (final stage)
+#   install-singleuser.sh deps PYTHON CONTEXT [EXTRA_REQUIREMENT...]   (build stage)
+#   install-singleuser.sh project PYTHON CONTEXT                      (build stage)
+#   install-singleuser.sh user                                        (final stage)
 set -eu
 
 NB_USER=${NB_USER:-jovyan}
@@ -11,20 +12,27 @@ NB_UID=${NB_UID:-1000}
 NB_GID=${NB_GID:-100}
 
 case "$1" in
-packages)
+deps)
+  # The heavy, rarely changing layer: Jupyter at the hub's version, and the extras
+  # (torch) given as arguments, from the local wheelhouse as at an air-gapped site.
   py=$2; ctx=$3; shift 3
   # Behind a TLS-re-signing proxy pip needs the host's CA bundle. It is only ever present
   # in this build stage; the final image copies the environment, not the bundle.
   if [ -s "$ctx/host-ca.crt" ]; then export PIP_CERT="$ctx/host-ca.crt"; fi
   : "${JUPYTERHUB_VERSION:?JUPYTERHUB_VERSION must match the hub's version}"
-  # --find-links: the local wheelhouse (torch CPU build, the project wheel) as at an
-  # air-gapped site; the rest comes from the index. Bytecode is compiled at install and
-  # kept: without it a non-root user recompiles on every start.
+  # Bytecode is compiled at install and kept: without it a non-root user, who cannot
+  # write into the environment, recompiles on every start.
   "$py" -m pip install --no-cache-dir --disable-pip-version-check \
     --find-links "$ctx/wheels" \
-    "jupyterhub==$JUPYTERHUB_VERSION" -r "$ctx/requirements-singleuser.txt" \
-    "cudaspawner[notebook]" "$@"
-  # Fail the build now, not at the first spawn, if an entry point is broken.
+    "jupyterhub==$JUPYTERHUB_VERSION" -r "$ctx/requirements-singleuser.txt" "$@"
+  ;;
+project)
+  # The light layer that changes with every commit: the project with its notebook extra.
+  py=$2; ctx=$3
+  if [ -s "$ctx/host-ca.crt" ]; then export PIP_CERT="$ctx/host-ca.crt"; fi
+  "$py" -m pip install --no-cache-dir --disable-pip-version-check \
+    --find-links "$ctx/project" "cudaspawner[notebook]"
+  # Fail the build now, not at the first spawn, if something does not import.
   "$py" -c "import jupyterhub.singleuser, jupyterlab, notebook, nbextension"
   ;;
 user)
@@ -37,5 +45,5 @@ user)
   chown "$NB_UID:$NB_GID" "$home"
   ;;
 *)
-  echo "usage: $0 packages PYTHON CONTEXT [REQ...] | user" >&2; exit 2 ;;
+  echo "usage: $0 deps|project PYTHON CONTEXT [REQ...] | user" >&2; exit 2 ;;
 esac

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Set up everything the tests need and run the whole suite. Idempotent.
+# Starts dockerd (with a stand-in runtime named "nvidia" pointing at runc, which the GPU
+# allocation tests rely on) only when none is running, and stops only what it started.
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+
+ensure_system_packages chromium
+trap stop_started_dockerd EXIT
+ensure_dockerd --add-runtime nvidia=runc
+ensure_proxy
+ensure_venv hub,notebook,test
+"$VENV/bin/python" -c 'import torch' 2>/dev/null || "$VENV/bin/pip" install -q "torch==${TORCH_VERSION:-2.13.0}"
+PYTHON="$VENV/bin/python" "$repo/images/build.sh" all
+export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1
+cd "$repo"
+"$VENV/bin/ruff" check . && "$VENV/bin/ruff" format --check .
+"$VENV/bin/pytest" -p no:cacheprovider "$@"

@@ -1,0 +1,345 @@
+"""CUDADockerSpawner: DockerSpawner with profiles, exclusive GPUs and hardened containers.
+
+Thin glue. The decisions live in pure modules (``profiles``, ``gpus``, ``gpu_requests``,
+``hardening``, ``labels``, ``errors``); this class reads traitlets, calls them, and does the
+Docker I/O through DockerSpawner's off-loop ``self.docker(...)`` helper.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timezone
+
+import docker.errors
+from dockerspawner import DockerSpawner
+from tornado import web
+from traitlets import Any, Bool, Dict, Integer, List, Unicode, Union, default
+
+from . import errors
+from .hardening import Hardening, RootUserRefused, resolve_container_user
+from .spawn_settings import SpawnSettings
+
+
+class CUDADockerSpawner(DockerSpawner):
+    """A DockerSpawner for GPU notebooks; see the README for the whole picture."""
+
+    # --- hardening -------------------------------------------------------------------
+    container_user = Unicode(
+        "",
+        config=True,
+        help="""uid:gid (or user name) the container runs as.
+
+        Empty (the default) keeps the image's own user when it is not root, and otherwise
+        uses 1000:100. A value meaning uid 0 is refused unless `allow_root` is True.
+        """,
+    )
+    allow_root = Bool(
+        False,
+        config=True,
+        help="Allow containers to run as uid 0. Off by default: a root notebook user can "
+        "do far more damage to the host through any kernel or runtime bug.",
+    )
+    cap_drop = List(
+        Unicode(),
+        default_value=["ALL"],
+        config=True,
+        help="Linux capabilities dropped from the container. A notebook needs none.",
+    )
+    cap_add = List(
+        Unicode(),
+        default_value=[],
+        config=True,
+        help="Capabilities given back after `cap_drop`, for admins who need one (e.g. SYS_PTRACE).",
+    )
+    no_new_privileges = Bool(
+        True,
+        config=True,
+        help="Set `no-new-privileges`, so setuid binaries in the image cannot raise privileges.",
+    )
+    pids_limit = Integer(
+        4096,
+        allow_none=True,
+        config=True,
+        help="Maximum number of processes in the container (fork-bomb guard). None: no limit.",
+    )
+    shm_size = Union(
+        [Unicode(), Integer()],
+        default_value="2g",
+        allow_none=True,
+        config=True,
+        help="Size of /dev/shm. PyTorch's DataLoader workers share tensors through it and "
+        "fail with Docker's 64 MB default. A profile's `shm_size` overrides it.",
+    )
+    home_volume_name = Unicode(
+        "cudaspawner-home-{username}",
+        config=True,
+        help="Name template of the per-user named volume that persists the home directory.",
+    )
+    home_mount_path = Unicode(
+        "/home/jovyan",
+        config=True,
+        help="Where the per-user volume is mounted: the image user's home directory.",
+    )
+    docker_threads = Integer(
+        8,
+        config=True,
+        help="Threads for blocking Docker calls. DockerSpawner uses one for the whole hub, "
+        "which makes concurrent spawns wait in line for each other's Docker calls.",
+    )
+
+    # --- profiles and GPUs (validated in spawn_settings) ------------------------------
+    profiles = Union(
+        [List(Dict()), Any()],
+        default_value=[],
+        config=True,
+        help="""Image profiles offered to users; see the README's profiles section.
+
+        A list of dicts, or a callable (possibly async) taking the spawner and returning one,
+        for per-user lists. Empty: one implicit profile from `image` with no GPUs.
+        """,
+    )
+
+    # DockerSpawner's defaults that do not fit a multi-user GPU host.
+    @default("remove")
+    def _default_remove(self) -> bool:
+        # A new choice of image must take effect on the next start; state lives in the volume.
+        return True
+
+    @default("pull_policy")
+    def _default_pull_policy(self) -> str:
+        return "ifnotpresent"
+
+    @property
+    def executor(self) -> ThreadPoolExecutor:
+        cls = CUDADockerSpawner
+        if getattr(cls, "_cuda_executor", None) is None:
+            cls._cuda_executor = ThreadPoolExecutor(self.docker_threads)
+        return cls._cuda_executor
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._progress_events: list[dict] = []
+        self._settings: SpawnSettings | None = None
+        # The admin's values, before a profile changes them for one start.
+        self._admin_image = self.image
+        self._admin_limits = (self.mem_limit, self.cpu_limit)
+
+    # --- user options -----------------------------------------------------------------
+    async def _run_apply_user_options(self, user_options: dict) -> None:
+        # Validate before JupyterHub creates certificates or anything else for this spawn,
+        # so a refused request leaves nothing behind. Then the admin's own hook, if any.
+        self._settings = await self._validated(user_options)
+        await super()._run_apply_user_options(user_options)
+
+    async def _validated(self, user_options: dict) -> SpawnSettings:
+        from .profiles import UserOptionsError
+
+        try:
+            return await SpawnSettings.for_spawner(self, user_options or {})
+        except UserOptionsError as e:
+            raise errors.user_error(400, str(e)) from None
+
+    # --- life cycle -------------------------------------------------------------------
+    def _progress(self, percent: int, message: str) -> None:
+        self._progress_events.append({"progress": percent, "message": message})
+
+    async def progress(self):
+        """Spawn progress: GPU reservation, container creation, start."""
+        sent = 0
+        while True:
+            while sent < len(self._progress_events):
+                yield self._progress_events[sent]
+                sent += 1
+            if self._spawn_future is not None and self._spawn_future.done():
+                break
+            if not self._spawn_pending and sent:
+                break
+            await asyncio.sleep(0.2)
+
+    async def start(self):
+        self._progress_events = []
+        if self._settings is None:  # start() called without the hub's option hook
+            self._settings = await self._validated(self.user_options or {})
+        settings = self._settings
+        try:
+            self._apply_settings(settings)
+            await self._check_image(self.image)
+            await settings.reserve_gpus(self)
+            self._progress(40, "creating container")
+            # progress for "starting" is emitted from start_object
+            return await super().start()
+        except web.HTTPError:
+            await self._cleanup_failed_start()
+            raise
+        except Exception as e:
+            await self._cleanup_failed_start()
+            if errors.is_engine_unreachable(e):
+                raise errors.user_error(503, errors.ENGINE_DOWN) from None
+            explained = errors.explain_start_failure(str(e))
+            if explained:
+                raise errors.user_error(400, explained) from None
+            raise
+
+    def _apply_settings(self, settings: SpawnSettings) -> None:
+        """Point this start at the chosen profile's image and limits."""
+        profile = settings.profile
+        self.image = profile.image or self._admin_image
+        admin_mem, admin_cpu = self._admin_limits
+        self.mem_limit = profile.mem_limit or admin_mem
+        self.cpu_limit = profile.cpu_limit if profile.cpu_limit is not None else admin_cpu
+
+    async def _check_image(self, image: str) -> None:
+        """Pull as configured, turning "no such image" into a message for the user."""
+        try:
+            await self.pull_image(image)
+            info = await self.docker("inspect_image", image)
+        except docker.errors.ImageNotFound:
+            raise errors.missing_image(image) from None
+        except docker.errors.APIError as e:
+            if e.status_code == 404 or "not found" in str(e).lower():
+                raise errors.missing_image(image) from None
+            raise
+        self._image_info = info
+
+    async def get_command(self):
+        if self.cmd:
+            return self.cmd + self.get_args()
+        # The image was inspected a moment ago in _check_image: don't ask Docker again.
+        info = getattr(self, "_image_info", None) or await self.docker("inspect_image", self.image)
+        return info["Config"]["Cmd"] + self.get_args()
+
+    def get_env(self) -> dict:
+        env = super().get_env()
+        if self._settings is not None:
+            env.update(self._settings.environment())
+        return env
+
+    async def create_object(self):
+        settings = self._settings
+        image_user = (getattr(self, "_image_info", None) or {}).get("Config", {}).get("User", "")
+        try:
+            user = resolve_container_user(self.container_user, image_user, self.allow_root)
+        except RootUserRefused as e:
+            raise errors.user_error(500, str(e)) from None
+
+        hardening = Hardening(
+            cap_drop=tuple(self.cap_drop),
+            cap_add=tuple(self.cap_add),
+            no_new_privileges=self.no_new_privileges,
+            pids_limit=self.pids_limit,
+            shm_size=(settings.profile.shm_size if settings else None) or self.shm_size,
+        )
+        ours_host = hardening.host_config()
+        ours_create: dict = {"user": user}
+        if settings is not None:
+            gpu = settings.container_gpu_settings()
+            ours_host.update(gpu.host_config)
+            ours_create.update(gpu.create_kwargs)
+            ours_create["labels"] = settings.labels(self)
+
+        admin_host = await self._resolved(self.extra_host_config)
+        admin_create = await self._resolved(self.extra_create_kwargs)
+        saved = (self.extra_host_config, self.extra_create_kwargs, self.volumes)
+        # DockerSpawner reads these traits inside create_object: hand it the merged values
+        # for this one call. The admin's extras win over our defaults (explicit relaxing);
+        # the GPU settings are ours alone, so a user never gets devices they were not given.
+        self.extra_host_config = {**ours_host, **admin_host, **self._gpu_only(ours_host)}
+        merged_create = {**ours_create, **admin_create}
+        # Labels from both: ours carry the GPU assignment the hub rebuilds its table from.
+        merged_create["labels"] = {**admin_create.get("labels", {}), **ours_create.get("labels", {})}
+        self.extra_create_kwargs = merged_create
+        self.volumes = {**self._admin_volumes(), **self._profile_volumes()}
+        try:
+            return await super().create_object()
+        finally:
+            self.extra_host_config, self.extra_create_kwargs, self.volumes = saved
+
+    @staticmethod
+    def _gpu_only(host_config: dict) -> dict:
+        return {k: v for k, v in host_config.items() if k in ("device_requests", "runtime")}
+
+    async def _resolved(self, value):
+        value = self._eval_if_callable(value)
+        if inspect.isawaitable(value):
+            value = await value
+        return dict(value or {})
+
+    def _admin_volumes(self) -> dict:
+        volumes = dict(self.volumes)
+        if self.home_volume_name and self.home_mount_path:
+            volumes.setdefault(self.home_volume_name, self.home_mount_path)
+        return volumes
+
+    def _profile_volumes(self) -> dict:
+        return dict(self._settings.profile.volumes) if self._settings else {}
+
+    async def start_object(self):
+        self._progress(70, "starting container")
+        try:
+            await super().start_object()
+        except docker.errors.APIError as e:
+            explained = errors.explain_start_failure(str(e))
+            if explained:
+                raise errors.user_error(400, explained) from None
+            raise
+
+    async def _cleanup_failed_start(self) -> None:
+        """Remove whatever a failed start created and give its GPUs back."""
+        try:
+            if self.object_id:
+                await self.remove_object()
+                self.object_id = ""
+        except Exception as e:  # the engine may be the thing that failed
+            self.log.warning("Could not remove the container of a failed start: %s", e)
+        if self._settings is not None:
+            self._settings.release_gpus(self)
+
+    async def poll(self):
+        try:
+            status = await super().poll()
+        except Exception as e:
+            if errors.is_engine_unreachable(e):
+                self.log.warning("Docker engine unreachable while polling %s", self._log_name)
+                return None  # unknown: don't declare the server dead because the engine blinked
+            raise
+        if status is not None and self._settings is not None:
+            # The container is gone or stopped behind the hub's back: free its GPUs.
+            self._settings.release_gpus(self)
+        return status
+
+    async def stop(self, now: bool = False):
+        try:
+            if self.object_id:
+                await super().stop(now=now)
+            else:
+                self.clear_state()
+        finally:
+            if self._settings is not None:
+                self._settings.release_gpus(self)
+
+    # --- state --------------------------------------------------------------------------
+    def get_state(self) -> dict:
+        state = super().get_state()
+        if self._settings is not None and self.object_id:
+            state["cudaspawner"] = self._settings.to_state()
+        return state
+
+    def load_state(self, state: dict) -> None:
+        super().load_state(state)
+        saved = state.get("cudaspawner")
+        if saved:
+            self._saved_state = saved
+
+    def clear_state(self) -> None:
+        super().clear_state()
+        self._saved_state = None
+
+    @property
+    def server_key(self) -> str:
+        """The allocator's key for this server: user name, plus the server name if named."""
+        return f"{self.user.name}/{self.name}" if self.name else self.user.name
+
+    def started_at(self) -> str:
+        return datetime.now(timezone.utc).isoformat(timespec="seconds")

@@ -1,0 +1,63 @@
+"""Turn Docker engine failures into sentences a notebook user can act on.
+
+Pure: takes exceptions or their text, returns a ``tornado.web.HTTPError`` that JupyterHub
+shows as the spawn error (``jupyterhub_message`` is what the hub puts on the page and in the
+API's ``message``), never a bare "Internal Server Error".
+"""
+
+from __future__ import annotations
+
+from tornado import web
+
+NO_GPU_RUNTIME = (
+    "This host cannot give containers GPUs: install the NVIDIA Container Toolkit "
+    "(and restart the Docker engine), or pick the CPU profile."
+)
+ENGINE_DOWN = (
+    "The Docker engine on the hub host is not reachable, so no server can start right now. "
+    "Try again in a minute; if it keeps happening, tell your administrator."
+)
+
+
+def user_error(status: int, message: str) -> web.HTTPError:
+    """An HTTPError whose message reaches the user as written."""
+    # tornado formats log_message with %-args only when args are given; passing none
+    # keeps any '%' in the message intact.
+    err = web.HTTPError(status, message)
+    err.jupyterhub_message = message
+    return err
+
+
+def missing_image(image: str) -> web.HTTPError:
+    return user_error(
+        503,
+        f"The image '{image}' is not available on this host. Ask your administrator to build "
+        "or pull it (images/build.sh builds the default images), or pick another profile.",
+    )
+
+
+def is_engine_unreachable(exc: BaseException) -> bool:
+    """True for the errors docker-py raises when it cannot talk to the engine at all."""
+    # Imported here so this module stays importable (and testable) without docker-py.
+    import docker.errors
+    import requests.exceptions
+
+    if isinstance(exc, requests.exceptions.ConnectionError):
+        return True
+    if isinstance(exc, docker.errors.DockerException) and not isinstance(
+        exc, docker.errors.APIError
+    ):
+        return "connection" in str(exc).lower() or "error while fetching" in str(exc).lower()
+    return isinstance(exc, (ConnectionError, FileNotFoundError))
+
+
+def explain_start_failure(text: str) -> str | None:
+    """A user-facing sentence for a container that was created but would not start."""
+    lowered = text.lower()
+    if "could not select device driver" in lowered and "gpu" in lowered:
+        return NO_GPU_RUNTIME
+    if "unknown or invalid runtime name" in lowered and "nvidia" in lowered:
+        return NO_GPU_RUNTIME
+    if "cdi" in lowered and ("unresolvable" in lowered or "not registered" in lowered):
+        return NO_GPU_RUNTIME
+    return None

@@ -1,0 +1,232 @@
+"""A real JupyterHub in a subprocess, and a browser-like client for it.
+
+The hub runs the project's own `jupyterhub_config.py` (the default deployment) with a
+throw-away data directory, free ports, a test Docker network and an extra config file per
+test, so integration tests exercise what an admin actually deploys.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlparse
+
+import docker
+import requests
+
+REPO = Path(__file__).resolve().parents[1]
+VENV_BIN = Path(sys.executable).parent
+TEST_NETWORK = "cudaspawner-test"
+TEST_LABEL = "org.cudaspawner.test-hub"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class Hub:
+    """A running hub: its URL, its admin API token, and the log it writes."""
+
+    data_dir: Path
+    url: str
+    admin_token: str
+    proc: subprocess.Popen | None = None
+    extra_config: str = ""
+    env: dict = field(default_factory=dict)
+
+    @property
+    def log_path(self) -> Path:
+        return self.data_dir / "jupyterhub.log"
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    @property
+    def user_password(self) -> str:
+        return (self.data_dir / "user-password").read_text().strip()
+
+    def api(self, method: str, path: str, **kw) -> requests.Response:
+        headers = {"Authorization": f"token {self.admin_token}", **kw.pop("headers", {})}
+        return requests.request(
+            method, f"{self.url}hub/api/{path.lstrip('/')}", headers=headers, timeout=60, **kw
+        )
+
+    def start(self, timeout: float = 60) -> None:
+        offset = self.log_path.stat().st_size if self.log_path.exists() else 0
+        log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(
+            [str(VENV_BIN / "jupyterhub"), "-f", str(REPO / "jupyterhub_config.py")],
+            cwd=self.data_dir,
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"the hub exited with {self.proc.returncode}:\n{self.log()}")
+            if "JupyterHub is now running" in self.log()[offset:]:
+                return
+            time.sleep(0.2)
+        raise RuntimeError(f"the hub did not start in {timeout}s:\n{self.log()[-4000:]}")
+
+    def stop(self) -> None:
+        """Stop the hub process (and its proxy), leaving user containers running."""
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(15)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(5)
+        # The proxy is a child in the same session; JupyterHub stops it on exit, but make sure.
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+    # --- user servers ---------------------------------------------------------------------
+    def wait_ready(self, user: str, timeout: float = 90) -> dict:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            model = self.api("GET", f"users/{user}").json()
+            server = model.get("servers", {}).get("", {})
+            if server.get("ready"):
+                return server
+            if not server and not model.get("pending"):
+                raise AssertionError(f"{user}'s server is not starting: {model}\n{self.log()[-3000:]}")
+            time.sleep(0.25)
+        raise AssertionError(f"{user}'s server not ready in {timeout}s:\n{self.log()[-3000:]}")
+
+    def wait_stopped(self, user: str, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            model = self.api("GET", f"users/{user}").json()
+            if not model.get("servers") and not model.get("pending"):
+                return
+            time.sleep(0.25)
+        raise AssertionError(f"{user}'s server did not stop in {timeout}s")
+
+
+def make_hub(tmp_path: Path, extra_config: str = "", env: dict | None = None) -> Hub:
+    """A configured (not yet started) hub in `tmp_path`."""
+    data_dir = tmp_path / "hub"
+    data_dir.mkdir(parents=True, exist_ok=True)
+    token = secrets.token_hex(16)
+    port = free_port()
+    config = f"""
+c.JupyterHub.services = [{{"name": "test-admin", "api_token": {token!r}}}]
+c.JupyterHub.load_roles = [{{"name": "admin", "services": ["test-admin"]}}]
+c.DockerSpawner.extra_create_kwargs = {{"labels": {{{TEST_LABEL!r}: {str(data_dir)!r}}}}}
+c.JupyterHub.log_level = "DEBUG"
+{extra_config}
+"""
+    (data_dir / "test_config.py").write_text(config)
+    hub_env = {
+        **os.environ,
+        "CUDASPAWNER_DATA": str(data_dir),
+        "CUDASPAWNER_NETWORK": TEST_NETWORK,
+        "CUDASPAWNER_BIND_URL": f"http://127.0.0.1:{port}",
+        "CUDASPAWNER_PROXY_API_URL": f"http://127.0.0.1:{free_port()}",
+        "CUDASPAWNER_HUB_PORT": str(free_port()),
+        "CUDASPAWNER_EXTRA_CONFIG": str(data_dir / "test_config.py"),
+        "PATH": f"{VENV_BIN}:{os.environ.get('PATH', '')}",
+        **(env or {}),
+    }
+    return Hub(data_dir=data_dir, url=f"http://127.0.0.1:{port}/", admin_token=token, env=hub_env)
+
+
+class Browser:
+    """A cookie-keeping HTTP client that logs in through the hub's HTML form, like a person."""
+
+    def __init__(self, hub: Hub) -> None:
+        self.hub = hub
+        self.session = requests.Session()
+
+    def get(self, path: str, **kw) -> requests.Response:
+        return self.session.get(self.hub.url + path.lstrip("/"), timeout=60, **kw)
+
+    def post(self, path: str, **kw) -> requests.Response:
+        headers = {"X-XSRFToken": self.xsrf, **kw.pop("headers", {})}
+        return self.session.post(self.hub.url + path.lstrip("/"), headers=headers, timeout=90, **kw)
+
+    @property
+    def xsrf(self) -> str:
+        return self.session.cookies.get("_xsrf", path="/hub/") or self.session.cookies.get("_xsrf")
+
+    def login(self, user: str, password: str) -> requests.Response:
+        page = self.get("hub/login")
+        assert page.status_code == 200, page.text[:500]
+        r = self.session.post(
+            self.hub.url + "hub/login",
+            data={"username": user, "password": password, "_xsrf": self.xsrf},
+            allow_redirects=False,
+            timeout=60,
+        )
+        return r
+
+    def spawn(self, user: str, options: dict | None = None) -> requests.Response:
+        body = json.dumps(options) if options is not None else None
+        return self.post(f"hub/api/users/{user}/server", data=body)
+
+    def submit_form(self, user: str, fields: dict) -> requests.Response:
+        self.get(f"hub/spawn/{user}")
+        return self.session.post(
+            self.hub.url + f"hub/spawn/{user}",
+            data={**fields, "_xsrf": self.xsrf},
+            allow_redirects=False,
+            timeout=90,
+        )
+
+
+def hub_containers(client: docker.DockerClient, hub: Hub, all_: bool = True) -> list:
+    return client.containers.list(all=all_, filters={"label": f"{TEST_LABEL}={hub.data_dir}"})
+
+
+def container_of(client: docker.DockerClient, user: str):
+    return client.containers.get(f"jupyter-{user}")
+
+
+def dump_docker_state(client: docker.DockerClient, hub: Hub) -> str:
+    """Container logs and `docker inspect`, printed when a test fails (as DockerSpawner does)."""
+    out = []
+    for c in hub_containers(client, hub):
+        out.append(f"==== container {c.name} ({c.status})")
+        try:
+            out.append(c.logs(tail=200).decode(errors="replace"))
+        except docker.errors.APIError as e:
+            out.append(f"(no logs: {e})")
+        out.append(json.dumps(c.attrs, indent=1)[:6000])
+    out.append("==== hub log (tail)")
+    out.append(hub.log()[-6000:])
+    return "\n".join(out)
+
+
+def remove_hub_leftovers(client: docker.DockerClient, hub: Hub, volumes: list[str] = ()) -> None:
+    for c in hub_containers(client, hub):
+        try:
+            c.remove(force=True, v=True)
+        except docker.errors.NotFound:
+            pass
+    for v in volumes:
+        try:
+            client.volumes.get(v).remove(force=True)
+        except docker.errors.NotFound:
+            pass
+
+
+def host_of(url: str) -> str:
+    return urlparse(url).hostname or ""
