@@ -1,0 +1,109 @@
+"""Spawn-to-ready time: CUDADockerSpawner against vanilla DockerSpawner, interleaved A/B.
+
+Two real hubs on the real engine, one per spawner, driven from this one process. Each
+round spawns N users at once on hub A, then on hub B (the order alternates every round),
+and times each user from the spawn POST until the hub reports the server ready. Servers
+are stopped and their containers removed between rounds, so every spawn creates a fresh
+container. Prints medians and the ratio ours / vanilla.
+
+    .venv/bin/python benchmarks/spawn.py --rounds 5 --users 1 10
+    .venv/bin/python benchmarks/spawn.py --ours-image cudaspawner/cpu --vanilla-image cudaspawner/plain
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import docker  # noqa: E402
+
+from tests.hubtools import TEST_NETWORK, Hub, make_hub, remove_hub_leftovers  # noqa: E402
+
+BOTH = """
+c.DockerSpawner.remove = True
+c.JupyterHub.log_level = "INFO"
+c.JupyterHub.concurrent_spawn_limit = 0
+c.JupyterHub.active_server_limit = 0
+"""
+
+
+def hub_config(spawner: str, image: str) -> str:
+    return BOTH + f"c.JupyterHub.spawner_class = {spawner!r}\nc.DockerSpawner.image = {image!r}\n"
+
+
+def time_spawns(hub: Hub, users: list[str]) -> list[float]:
+    """Spawn `users` at once; seconds from each POST to ready."""
+
+    def one(user: str) -> float:
+        hub.api("POST", "users", json={"usernames": [user]})
+        t0 = time.perf_counter()
+        r = hub.api("POST", f"users/{user}/server")
+        if r.status_code not in (201, 202):
+            raise RuntimeError(f"spawn of {user} failed: {r.status_code} {r.text}")
+        hub.wait_ready(user, timeout=180)
+        return time.perf_counter() - t0
+
+    with ThreadPoolExecutor(len(users)) as pool:
+        return list(pool.map(one, users))
+
+
+def stop_all(hub: Hub, users: list[str], client: docker.DockerClient) -> None:
+    for u in users:
+        hub.api("DELETE", f"users/{u}/server")
+    for u in users:
+        hub.wait_stopped(u, timeout=120)
+    remove_hub_leftovers(client, hub)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--users", type=int, nargs="+", default=[1, 10])
+    ap.add_argument("--ours-image", default="cudaspawner/cpu:latest")
+    ap.add_argument("--vanilla-image", default="cudaspawner/cpu:latest")
+    args = ap.parse_args()
+
+    client = docker.from_env()
+    if not client.networks.list(names=[TEST_NETWORK]):
+        client.networks.create(TEST_NETWORK, driver="bridge")
+    with tempfile.TemporaryDirectory() as tmp:
+        hubs = {
+            "cudaspawner": make_hub(Path(tmp) / "ours", hub_config("cuda-docker", args.ours_image)),
+            "vanilla": make_hub(Path(tmp) / "vanilla", hub_config("docker", args.vanilla_image)),
+        }
+        for hub in hubs.values():
+            hub.start()
+        results: dict[tuple[str, int], list[float]] = {}
+        try:
+            for n in args.users:
+                for r in range(args.rounds):
+                    order = list(hubs) if r % 2 == 0 else list(reversed(hubs))
+                    for name in order:
+                        users = [f"b{name[0]}{n}x{r}u{i}" for i in range(n)]
+                        times = time_spawns(hubs[name], users)
+                        results.setdefault((name, n), []).extend(times)
+                        stop_all(hubs[name], users, client)
+                        print(f"  {name:12s} users={n:<3d} round={r} median={statistics.median(times):.2f}s",
+                              flush=True)
+        finally:
+            for hub in hubs.values():
+                hub.stop()
+                remove_hub_leftovers(client, hub)
+
+    print(f"\n{'users':>5} | {'cudaspawner median':>18} | {'vanilla median':>14} | ratio")
+    print("------|--------------------|----------------|------")
+    for n in args.users:
+        ours = statistics.median(results[("cudaspawner", n)])
+        vanilla = statistics.median(results[("vanilla", n)])
+        print(f"{n:>5} | {ours:>17.2f}s | {vanilla:>13.2f}s | {ours / vanilla:.2f}")
+
+
+if __name__ == "__main__":
+    main()
