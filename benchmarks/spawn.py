@@ -90,8 +90,10 @@ def main() -> None:
                         times = time_spawns(hubs[name], users)
                         results.setdefault((name, n), []).extend(times)
                         stop_all(hubs[name], users, client)
-                        print(f"  {name:12s} users={n:<3d} round={r} median={statistics.median(times):.2f}s",
-                              flush=True)
+                        print(
+                            f"  {name:12s} users={n:<3d} round={r} median={statistics.median(times):.2f}s",
+                            flush=True,
+                        )
         finally:
             for hub in hubs.values():
                 hub.stop()

@@ -15,11 +15,13 @@ from datetime import datetime, timezone
 import docker.errors
 from dockerspawner import DockerSpawner
 from tornado import web
-from traitlets import Any, Bool, Dict, Integer, List, Unicode, Union, default
+from traitlets import Any, Bool, CaselessStrEnum, Dict, Integer, List, Unicode, Union, default
 
 from . import errors
+from .gpu_host import GpuHost
 from .hardening import Hardening, RootUserRefused, resolve_container_user
-from .spawn_settings import SpawnSettings
+from .internal_ssl import cert_archive, numeric_ids, pick_free_address
+from .spawn_settings import SpawnSettings, render_options_form
 
 
 class CUDADockerSpawner(DockerSpawner):
@@ -101,7 +103,71 @@ class CUDADockerSpawner(DockerSpawner):
         """,
     )
 
+    options_form_template = Unicode(
+        "",
+        config=True,
+        help="Path of a Jinja2 template replacing the default profile form "
+        "(spawner/templates/profiles_form.html shows the variables it gets).",
+    )
+    gpu_inventory = Union(
+        [Unicode(), List()],
+        default_value="nvml",
+        config=True,
+        help="""The GPUs of the Docker host.
+
+        "nvml" (default): ask NVML on the hub host (an empty inventory where there is no
+        driver). Or a list, for a hub that runs in a container or talks to a remote engine:
+        indices or UUIDs, or dicts such as {"id": "GPU-5f1c...", "index": 0, "name": "H100"}.
+        An empty list means a CPU-only host: GPU choices are hidden.
+        """,
+    )
+    gpu_request_style = CaselessStrEnum(
+        ["device_requests", "runtime", "cdi"],
+        default_value="device_requests",
+        config=True,
+        help="""How a container is given its GPUs.
+
+        device_requests: Docker device requests (NVIDIA Container Toolkit, `--gpus`).
+        runtime: `runtime="nvidia"` and NVIDIA_VISIBLE_DEVICES (nvidia-docker2).
+        cdi: CDI device names `nvidia.com/gpu=<id>` (Docker 25+).
+        In every style NVIDIA_VISIBLE_DEVICES is set explicitly (`void` without GPUs).
+        """,
+    )
+    gpu_placement = CaselessStrEnum(
+        ["pack", "spread"],
+        default_value="pack",
+        config=True,
+        help="Which free GPUs a server gets: pack (lowest indices first, keeping large "
+        "blocks free for multi-GPU requests) or spread (rotate across the GPUs).",
+    )
+    gpu_quota_per_user = Integer(
+        None,
+        allow_none=True,
+        config=True,
+        help="Most GPUs one user may hold at once across their servers. None: no limit.",
+    )
+    gpu_quota_per_group = Dict(
+        config=True,
+        help="Most GPUs a member of each group may hold at once, e.g. {'students': 1}. "
+        "A user in several groups gets the most generous of them.",
+    )
+
     # DockerSpawner's defaults that do not fit a multi-user GPU host.
+    @default("move_certs_image")
+    def _default_move_certs_image(self) -> str:
+        # DockerSpawner's busybox must be pulled; the locally built base is always here.
+        return "cudaspawner/debian:bookworm"
+
+    @default("ssl_alt_names")
+    def _default_ssl_alt_names(self):
+        async def alt_names(spawner: CUDADockerSpawner) -> list[str]:
+            # The hub and proxy reach the container at its planned address, so the
+            # certificate must name that address (the container name is not resolvable
+            # from a hub running on the host).
+            return [f"DNS:{spawner.container_name}", f"IP:{await spawner._plan_address()}"]
+
+        return alt_names
+
     @default("remove")
     def _default_remove(self) -> bool:
         # A new choice of image must take effect on the next start; state lives in the volume.
@@ -125,6 +191,27 @@ class CUDADockerSpawner(DockerSpawner):
         # The admin's values, before a profile changes them for one start.
         self._admin_image = self.image
         self._admin_limits = (self.mem_limit, self.cpu_limit)
+
+    # --- the form and user options ----------------------------------------------------
+    @default("options_form")
+    def _default_options_form(self):
+        return render_options_form
+
+    @default("options_from_form")
+    def _default_options_from_form(self):
+        def options_from_form(formdata: dict) -> dict:
+            from .form import options_from_form as parse
+            from .profiles import UserOptionsError
+
+            try:
+                return parse(formdata)
+            except UserOptionsError as e:
+                raise errors.user_error(400, str(e)) from None
+
+        return options_from_form
+
+    def _gpu_host(self) -> GpuHost:
+        return GpuHost.for_spawner(self)
 
     # --- user options -----------------------------------------------------------------
     async def _run_apply_user_options(self, user_options: dict) -> None:
@@ -239,6 +326,11 @@ class CUDADockerSpawner(DockerSpawner):
             ours_create.update(gpu.create_kwargs)
             ours_create["labels"] = settings.labels(self)
 
+        if self._address:
+            ours_create["networking_config"] = self.client.create_networking_config(
+                {self.network_name: self.client.create_endpoint_config(ipv4_address=self._address)}
+            )
+
         admin_host = await self._resolved(self.extra_host_config)
         admin_create = await self._resolved(self.extra_create_kwargs)
         saved = (self.extra_host_config, self.extra_create_kwargs, self.volumes)
@@ -248,7 +340,10 @@ class CUDADockerSpawner(DockerSpawner):
         self.extra_host_config = {**ours_host, **admin_host, **self._gpu_only(ours_host)}
         merged_create = {**ours_create, **admin_create}
         # Labels from both: ours carry the GPU assignment the hub rebuilds its table from.
-        merged_create["labels"] = {**admin_create.get("labels", {}), **ours_create.get("labels", {})}
+        merged_create["labels"] = {
+            **admin_create.get("labels", {}),
+            **ours_create.get("labels", {}),
+        }
         self.extra_create_kwargs = merged_create
         self.volumes = {**self._admin_volumes(), **self._profile_volumes()}
         try:
@@ -287,14 +382,14 @@ class CUDADockerSpawner(DockerSpawner):
 
     async def _cleanup_failed_start(self) -> None:
         """Remove whatever a failed start created and give its GPUs back."""
+        self._forget_address()
         try:
             if self.object_id:
                 await self.remove_object()
                 self.object_id = ""
         except Exception as e:  # the engine may be the thing that failed
             self.log.warning("Could not remove the container of a failed start: %s", e)
-        if self._settings is not None:
-            self._settings.release_gpus(self)
+        self._gpu_host().release(self.server_key)
 
     async def poll(self):
         try:
@@ -304,9 +399,9 @@ class CUDADockerSpawner(DockerSpawner):
                 self.log.warning("Docker engine unreachable while polling %s", self._log_name)
                 return None  # unknown: don't declare the server dead because the engine blinked
             raise
-        if status is not None and self._settings is not None:
+        if status is not None:
             # The container is gone or stopped behind the hub's back: free its GPUs.
-            self._settings.release_gpus(self)
+            self._gpu_host().release(self.server_key)
         return status
 
     async def stop(self, now: bool = False):
@@ -316,8 +411,68 @@ class CUDADockerSpawner(DockerSpawner):
             else:
                 self.clear_state()
         finally:
-            if self._settings is not None:
-                self._settings.release_gpus(self)
+            self._forget_address()
+            self._gpu_host().release(self.server_key)
+
+    # --- internal TLS -------------------------------------------------------------------
+    _planned: set[str] = set()  # addresses planned by this hub, not yet taken by a container
+    _address_lock: asyncio.Lock | None = None
+    _address: str = ""
+
+    async def _plan_address(self) -> str:
+        """Choose this container's address on its network before its certificate is made."""
+        if self._address:
+            return self._address
+        cls = CUDADockerSpawner
+        if cls._address_lock is None:
+            cls._address_lock = asyncio.Lock()
+        async with cls._address_lock:
+            net = await self.docker("inspect_network", self.network_name)
+            ipam = net["IPAM"]["Config"][0]
+            used = [c["IPv4Address"] for c in (net.get("Containers") or {}).values()]
+            self._address = pick_free_address(
+                ipam["Subnet"], ipam["Gateway"], [*used, *cls._planned]
+            )
+            cls._planned.add(self._address)
+        return self._address
+
+    def _forget_address(self) -> None:
+        CUDADockerSpawner._planned.discard(self._address)
+        self._address = ""
+
+    async def move_certs(self, paths: dict) -> dict:
+        """Stage the hub-made certificates in the user's cert volume, key 0600, user-owned."""
+        info = await self.docker("inspect_image", self._profile_image())
+        user = resolve_container_user(
+            self.container_user, info["Config"].get("User", ""), self.allow_root
+        )
+        ids = numeric_ids(user)
+        if ids is None:
+            raise errors.user_error(
+                500, f"Internal TLS needs a numeric container_user (uid:gid), not {user!r}."
+            )
+        archive, in_container = cert_archive(paths, *ids)
+        volume = self.format_volume_name(self.certs_volume_name, self)
+        await self.docker("create_volume", volume)
+        host_config = self.client.create_host_config(binds={volume: {"bind": "/certs"}})
+        stager = await self.docker(
+            "create_container", self.move_certs_image, volumes=["/certs"], host_config=host_config
+        )
+        try:
+            await self.docker("put_archive", container=stager["Id"], path="/certs", data=archive)
+        finally:
+            await self.docker("remove_container", stager["Id"], force=True)
+        return in_container
+
+    def _profile_image(self) -> str:
+        if self._settings is not None and self._settings.profile.image:
+            return self._settings.profile.image
+        return self.image
+
+    async def get_ip_and_port(self):
+        if self._address:
+            return self._address, self.port
+        return await super().get_ip_and_port()
 
     # --- state --------------------------------------------------------------------------
     def get_state(self) -> dict:

@@ -67,6 +67,7 @@ async def visible_profiles(spawner: CUDADockerSpawner) -> list[Profile]:
 class SpawnSettings:
     profile: Profile
     gpu_count: int
+    style: str = "device_requests"
     gpus: tuple[Gpu, ...] = field(default=())
     since: str = ""
 
@@ -79,7 +80,7 @@ class SpawnSettings:
             raise errors.user_error(
                 400, "This host has no GPUs to give; pick a profile with 0 GPUs (CPU only)."
             )
-        return cls(profile=choice.profile, gpu_count=choice.gpus)
+        return cls(profile=choice.profile, gpu_count=choice.gpus, style=spawner.gpu_request_style)
 
     async def reserve_gpus(self, spawner: CUDADockerSpawner) -> None:
         if self.gpu_count == 0:
@@ -90,10 +91,6 @@ class SpawnSettings:
         ids = ", ".join(g.id for g in self.gpus)
         spawner._progress(20, f"reserving {len(self.gpus)} GPUs ({ids})")
 
-    def release_gpus(self, spawner: CUDADockerSpawner) -> None:
-        GpuHost.for_spawner(spawner).release(spawner.server_key)
-        self.gpus = ()
-
     def environment(self) -> dict[str, str]:
         env = dict(self.profile.environment)
         env.update(self.container_gpu_settings().environment)
@@ -101,9 +98,7 @@ class SpawnSettings:
         return env
 
     def container_gpu_settings(self):
-        return container_gpu_settings(self._style, self.gpus)
-
-    _style: str = "device_requests"
+        return container_gpu_settings(self.style, self.gpus)
 
     def labels(self, spawner: CUDADockerSpawner) -> dict[str, str]:
         return container_labels(
@@ -116,3 +111,34 @@ class SpawnSettings:
 
     def to_state(self) -> dict:
         return {"profile": self.profile.slug, "gpus": [g.id for g in self.gpus]}
+
+
+async def render_options_form(spawner: CUDADockerSpawner) -> str:
+    """The spawn form: the user's profiles, their last choice, and GPUs free right now."""
+    from .form import ProfileAvailability, render_form
+
+    visible = await visible_profiles(spawner)
+    host = GpuHost.for_spawner(spawner)
+    async with host.allocator.lock:
+        await host.ensure_rebuilt(spawner)
+    free = host.allocator.free_count()
+    availability = {}
+    for p in visible:
+        smallest = min(p.gpu_choices) if p.gpu_choices else 0
+        reason = None
+        if smallest > free:
+            reason = (
+                f"needs {smallest} GPU{'s' if smallest != 1 else ''}, {free} free of {host.total}"
+            )
+        availability[p.slug] = ProfileAvailability(free=free, total=host.total, reason=reason)
+    try:
+        selected = validate_user_options(spawner.user_options or {}, visible)
+    except Exception:  # a stale or refused earlier choice: preselect the default instead
+        selected = None
+    return render_form(
+        visible,
+        selected,
+        availability,
+        gpus_on_host=host.total,
+        template_path=spawner.options_form_template or None,
+    )

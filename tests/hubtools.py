@@ -107,7 +107,9 @@ class Hub:
             if server.get("ready"):
                 return server
             if not server and not model.get("pending"):
-                raise AssertionError(f"{user}'s server is not starting: {model}\n{self.log()[-3000:]}")
+                raise AssertionError(
+                    f"{user}'s server is not starting: {model}\n{self.log()[-3000:]}"
+                )
             time.sleep(0.25)
         raise AssertionError(f"{user}'s server not ready in {timeout}s:\n{self.log()[-3000:]}")
 

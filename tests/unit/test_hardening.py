@@ -18,7 +18,10 @@ def test_default_hardening_drops_every_capability_and_privilege_escalation():
 
 def test_admin_can_relax_each_setting_explicitly():
     config = Hardening(
-        cap_drop=(), cap_add=("SYS_PTRACE",), no_new_privileges=False, pids_limit=None,
+        cap_drop=(),
+        cap_add=("SYS_PTRACE",),
+        no_new_privileges=False,
+        pids_limit=None,
         shm_size=None,
     ).host_config()
     assert config == {"cap_add": ["SYS_PTRACE"]}

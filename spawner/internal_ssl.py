@@ -1,0 +1,65 @@
+"""Internal TLS between the hub, the proxy and user containers, done right for Docker.
+
+DockerSpawner's own support has three traps on a hub that runs on the host: it names the
+container by a hostname the host cannot resolve, it stages certificates with a `busybox`
+image it must pull, and it leaves the user's private key world-readable (0644) in the
+container. Here each container gets a planned address on its network, that address goes
+into its certificate, the hub connects to it there, and the key is 0600 and owned by the
+container's user. The pure parts (address choice, the archive) are functions of data.
+"""
+
+from __future__ import annotations
+
+import io
+import ipaddress
+import os
+import tarfile
+from collections.abc import Iterable, Mapping
+
+
+class NoFreeAddress(RuntimeError):
+    """Every address of the network is taken."""
+
+
+def pick_free_address(subnet: str, gateway: str, used: Iterable[str]) -> str:
+    """The lowest host address of `subnet` that is neither the gateway nor in `used`."""
+    taken = {ipaddress.ip_address(a.split("/")[0]) for a in used if a}
+    taken.add(ipaddress.ip_address(gateway))
+    for host in ipaddress.ip_network(subnet, strict=False).hosts():
+        if host not in taken:
+            return str(host)
+    raise NoFreeAddress(f"no free address left in {subnet}")
+
+
+def cert_archive(
+    paths: Mapping[str, str], uid: int, gid: int, directory: str = "/certs"
+) -> tuple[io.BytesIO, dict[str, str]]:
+    """A tar of the hub-made certificate files, owned by the container user.
+
+    The private key ("keyfile") is 0600; certificates and the CA bundle are 0644. Returns
+    the archive and where each file will be inside the container.
+    """
+    buf = io.BytesIO()
+    in_container: dict[str, str] = {}
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for key, hub_path in paths.items():
+            name = os.path.basename(hub_path)
+            in_container[key] = f"{directory}/{name}"
+            with open(hub_path, "rb") as f:
+                data = f.read()
+            info = tarfile.TarInfo(name=name)
+            info.size = len(data)
+            info.uid, info.gid = uid, gid
+            info.mode = 0o600 if key == "keyfile" else 0o644
+            info.mtime = int(os.stat(hub_path).st_mtime)
+            tar.addfile(info, io.BytesIO(data))
+    buf.seek(0)
+    return buf, in_container
+
+
+def numeric_ids(user: str) -> tuple[int, int] | None:
+    """(uid, gid) from a Docker user string when it is numeric, else None."""
+    uid, _, gid = user.partition(":")
+    if uid.isdigit() and (gid.isdigit() or not gid):
+        return int(uid), int(gid or uid)
+    return None
