@@ -153,8 +153,13 @@ def render_json(report: GpuReport) -> str:
 
 def list_labelled_containers() -> list[dict]:
     """Every container (running or not) carrying the GPU label, from the engine."""
-    import docker
-    import requests.exceptions
+    try:
+        import docker
+        import requests.exceptions
+    except ImportError:
+        raise EngineUnreachable(
+            "The Docker SDK for Python is not installed: pip install 'cudaspawner[hub]'."
+        ) from None
 
     where = os.environ.get("DOCKER_HOST") or "the local socket (/var/run/docker.sock)"
     try:

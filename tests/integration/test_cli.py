@@ -213,3 +213,13 @@ def test_python_m_spawner_names_its_commands():
     )
     assert result.returncode == 2
     assert "unknown command 'users'" in result.stderr
+
+
+def test_cli_without_the_docker_sdk_says_what_to_install(tmp_path):
+    (tmp_path / "docker.py").write_text("raise ImportError('no docker-py here')\n")
+    result = run_cli(env={"PYTHONPATH": str(tmp_path)})
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        "python -m spawner gpus: The Docker SDK for Python is not installed: "
+        "pip install 'cudaspawner[hub]'."
+    )
