@@ -199,14 +199,17 @@ class CUDADockerSpawner(DockerSpawner):
 
     @default("options_from_form")
     def _default_options_from_form(self):
-        def options_from_form(formdata: dict) -> dict:
+        async def options_from_form(formdata: dict, spawner: CUDADockerSpawner) -> dict:
             from .form import options_from_form as parse
             from .profiles import UserOptionsError
 
             try:
-                return parse(formdata)
+                options = parse(formdata)
             except UserOptionsError as e:
                 raise errors.user_error(400, str(e)) from None
+            # Refuse now, before JupyterHub stores the options as the user's new default.
+            await spawner._validated(options)
+            return options
 
         return options_from_form
 

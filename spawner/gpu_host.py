@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from . import errors
-from .gpu_inventory import inventory_from_config, inventory_from_nvml
+from .gpu_inventory import load_inventory
 from .gpus import Gpu, GpuAllocationError, GpuAllocator
 from .labels import GPUS_LABEL, holding_from_labels
 
@@ -32,15 +32,13 @@ class GpuHost:
     def for_spawner(cls, spawner: CUDADockerSpawner) -> GpuHost:
         """The hub's GpuHost, made from the spawner's configuration on first use."""
         if cls._instance is None:
-            if spawner.gpu_inventory == "nvml":
-                inventory = inventory_from_nvml(spawner.log)
-            else:
-                inventory = inventory_from_config(spawner.gpu_inventory)
+            inventory = load_inventory(spawner.gpu_inventory, spawner.log)
             allocator = GpuAllocator(
                 inventory,
                 policy=spawner.gpu_placement,
                 user_quota=spawner.gpu_quota_per_user,
                 group_quotas=dict(spawner.gpu_quota_per_group),
+                log=spawner.log,
             )
             cls._instance = cls(inventory, allocator, spawner.gpu_request_style)
             spawner.log.info(
@@ -67,7 +65,7 @@ class GpuHost:
             "containers", filters={"label": GPUS_LABEL, "status": "running"}
         )
         for c in containers:
-            holding = holding_from_labels(c.get("Labels") or {})
+            holding = holding_from_labels(c.get("Labels") or {}, spawner.log, c["Id"][:12])
             if holding is not None:
                 self.allocator.restore(holding.server, holding.user, holding.gpu_ids)
         self._rebuilt = True
