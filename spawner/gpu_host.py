@@ -61,8 +61,10 @@ class GpuHost:
         if self._rebuilt or not self.inventory:
             self._rebuilt = True
             return
+        # Paused and restarting containers still hold their GPUs.
         containers = await spawner.docker(
-            "containers", filters={"label": GPUS_LABEL, "status": "running"}
+            "containers",
+            filters={"label": GPUS_LABEL, "status": ["running", "paused", "restarting"]},
         )
         for c in containers:
             holding = holding_from_labels(c.get("Labels") or {}, spawner.log, c["Id"][:12])
