@@ -80,3 +80,8 @@ c.Spawner.start_timeout = 120
 extra = os.environ.get("CUDASPAWNER_EXTRA_CONFIG") or str(data_dir / "cudaspawner_config.py")
 if Path(extra).exists():
     load_subconfig(extra)  # noqa: F821  (provided by JupyterHub)
+
+# Stop now, not at the first spawn, if the profiles are broken.
+from spawner.config_check import check_hub_config  # noqa: E402
+
+check_hub_config(c)

@@ -7,7 +7,7 @@ are stopped and their containers removed between rounds, so every spawn creates 
 container. Prints medians and the ratio ours / vanilla.
 
     .venv/bin/python benchmarks/spawn.py --rounds 5 --users 1 10
-    .venv/bin/python benchmarks/spawn.py --ours-image cudaspawner/cpu --vanilla-image cudaspawner/plain
+    .venv/bin/python benchmarks/spawn.py --vanilla-image cudaspawner/plain:latest
 """
 
 from __future__ import annotations
@@ -90,10 +90,8 @@ def main() -> None:
                         times = time_spawns(hubs[name], users)
                         results.setdefault((name, n), []).extend(times)
                         stop_all(hubs[name], users, client)
-                        print(
-                            f"  {name:12s} users={n:<3d} round={r} median={statistics.median(times):.2f}s",
-                            flush=True,
-                        )
+                        median = statistics.median(times)
+                        print(f"  {name:12s} users={n:<3d} round={r} median={median:.2f}s")
         finally:
             for hub in hubs.values():
                 hub.stop()

@@ -15,7 +15,19 @@ from datetime import datetime, timezone
 import docker.errors
 from dockerspawner import DockerSpawner
 from tornado import web
-from traitlets import Any, Bool, CaselessStrEnum, Dict, Integer, List, Unicode, Union, default
+from traitlets import (
+    Any,
+    Bool,
+    CaselessStrEnum,
+    Dict,
+    Integer,
+    List,
+    TraitError,
+    Unicode,
+    Union,
+    default,
+    validate,
+)
 
 from . import errors
 from .gpu_host import GpuHost
@@ -151,6 +163,18 @@ class CUDADockerSpawner(DockerSpawner):
         help="Most GPUs a member of each group may hold at once, e.g. {'students': 1}. "
         "A user in several groups gets the most generous of them.",
     )
+
+    @validate("profiles")
+    def _validate_profiles(self, proposal):
+        value = proposal.value
+        if not callable(value) and value:
+            from .profiles import ProfileConfigError, parse_profiles
+
+            try:
+                parse_profiles(list(value))
+            except ProfileConfigError as e:
+                raise TraitError(f"CUDADockerSpawner.profiles: {e}") from None
+        return value
 
     # DockerSpawner's defaults that do not fit a multi-user GPU host.
     @default("move_certs_image")

@@ -115,7 +115,7 @@ class SpawnSettings:
 
 async def render_options_form(spawner: CUDADockerSpawner) -> str:
     """The spawn form: the user's profiles, their last choice, and GPUs free right now."""
-    from .form import ProfileAvailability, render_form
+    from .form import FormTemplateError, ProfileAvailability, render_form
 
     visible = await visible_profiles(spawner)
     host = GpuHost.for_spawner(spawner)
@@ -135,10 +135,10 @@ async def render_options_form(spawner: CUDADockerSpawner) -> str:
         selected = validate_user_options(spawner.user_options or {}, visible)
     except Exception:  # a stale or refused earlier choice: preselect the default instead
         selected = None
-    return render_form(
-        visible,
-        selected,
-        availability,
-        gpus_on_host=host.total,
-        template_path=spawner.options_form_template or None,
-    )
+    args = (visible, selected, availability, host.total)
+    try:
+        return render_form(*args, template_path=spawner.options_form_template or None)
+    except FormTemplateError as e:
+        # The admin's template is broken: log it, and let users still pick a profile.
+        spawner.log.error("%s Falling back to the built-in form.", e)
+        return render_form(*args)

@@ -18,7 +18,9 @@ def spawner(monkeypatch):
     """A spawner for user alice whose Docker calls are recorded instead of sent."""
     GpuHost.reset()
     monkeypatch.setattr(
-        CUDADockerSpawner, "_client", docker.APIClient(base_url="unix:///nonexistent", version="1.41")
+        CUDADockerSpawner,
+        "_client",
+        docker.APIClient(base_url="unix:///nonexistent", version="1.41"),
     )
     user = SimpleNamespace(name="alice", groups=[], url="/user/alice/")
     s = CUDADockerSpawner(user=user, image="cudaspawner/cpu:latest", network_name="net")
@@ -38,7 +40,7 @@ def spawner(monkeypatch):
 
 async def _created(spawner) -> dict:
     await spawner.create_object()
-    (method, _, kwargs), = [c for c in spawner.calls if c[0] == "create_container"]
+    ((method, _, kwargs),) = [c for c in spawner.calls if c[0] == "create_container"]
     return kwargs
 
 
