@@ -1,0 +1,92 @@
+"""Wiring: build the sampler, metrics and verifier from the configuration and attach them."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping
+from typing import Any
+
+from .config import GpuMonitor, make_backend
+from .sampler import GpuSampler
+from .verify import Verifier
+
+log = logging.getLogger(__name__)
+FIRST_SAMPLE_WAIT = 10.0  # seconds a verification waits for the GPU count it should expect
+
+
+class GpuExtension:
+    """The extension's state for one server: one sampler, one metrics exporter, one verifier."""
+
+    def __init__(self, config: GpuMonitor, environ: Mapping[str, str], registry: Any = None):
+        from .metrics import GpuMetrics  # prometheus_client: only where a server runs
+
+        self.config = config
+        self.metrics = GpuMetrics(registry) if registry is not None else GpuMetrics()
+        self.sampler = GpuSampler(
+            make_backend(config),
+            interval=config.sample_interval,
+            history_seconds=config.history_seconds,
+            environ=environ,
+            on_sample=self.metrics.update,
+        )
+        self.verifier = Verifier(
+            python=config.verify_python,
+            timeout=config.verify_timeout,
+            min_interval=config.verify_min_interval,
+            expected_gpus=self.expected_gpus,
+        )
+
+    def expected_gpus(self) -> int | None:
+        """How many GPUs CUDA should see, from the driver's view; None when it is unknown.
+
+        Simulated GPUs are not real hardware, so CUDA is not expected to see them. Blocks until
+        the first sample (at most FIRST_SAMPLE_WAIT s): call it from a thread.
+        """
+        if self.sampler.backend.name != "nvml":
+            return None
+        self.sampler.first_result.wait(FIRST_SAMPLE_WAIT)
+        document = self.sampler.snapshot.document
+        if document["state"] == "ok" and document["sampled_at"] is not None:
+            return len(document["gpus"])
+        return 0 if document["state"] == "no_gpu" else None
+
+    def start(self) -> None:
+        self.sampler.start()
+
+    def stop(self) -> None:
+        self.verifier.stop()
+        self.sampler.stop(timeout=2.0)
+        self.metrics.clear()
+
+
+def load(serverapp: Any) -> GpuExtension:
+    """Attach the extension to a jupyter_server ServerApp (see nbextension/__init__.py)."""
+    from .handlers import SETTINGS_KEY, gpu_handlers
+
+    config = GpuMonitor(parent=serverapp)
+    extension = GpuExtension(config, os.environ)
+    web_app = serverapp.web_app
+    web_app.settings[SETTINGS_KEY] = extension
+    web_app.add_handlers(".*$", gpu_handlers(web_app.settings["base_url"]))
+    extension.start()
+    if config.verify_at_start:
+        # Runs once the event loop turns; the worker is a child process, readiness is unaffected.
+        serverapp.io_loop.add_callback(extension.verifier.start)
+
+    # jupyter_server calls stop hooks only for ExtensionApp classes; a module extension has
+    # none, so stop our thread and worker as part of the server's own extension clean-up.
+    cleanup_extensions = serverapp.cleanup_extensions
+
+    async def cleanup_with_gpu() -> None:
+        extension.stop()
+        await cleanup_extensions()
+
+    serverapp.cleanup_extensions = cleanup_with_gpu
+    serverapp.log.info(
+        "GPU extension: backend %s, sampling every %.1f s, API at %sapi/gpu/v1/",
+        config.backend,
+        extension.sampler.interval,
+        web_app.settings["base_url"],
+    )
+    return extension
