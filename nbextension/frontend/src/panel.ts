@@ -1,0 +1,450 @@
+/**
+ * The GPU panel in the right sidebar: one card per GPU, the processes, and the
+ * verification checklist. All wording and numbers come from the pure view modules; this
+ * file only keeps the DOM in step with the model, updating nodes in place so keyboard
+ * focus and screen-reader position survive each poll.
+ */
+import { Message } from '@lumino/messaging';
+import { Widget } from '@lumino/widgets';
+
+import { CheckRow, verifyView } from './checks';
+import { h, setAttr, setText, svg } from './dom';
+import { formatNumber } from './format';
+import { CardView, cardView } from './gpuview';
+import { gpuIcon } from './icon';
+import type { GpuModel } from './model';
+import { sparklinePath } from './sparkline';
+import { isRetryable, problemSentence, stateView } from './states';
+import type { Gpu, GpuHistory, StatusResponse } from './types';
+
+export const PANEL_ID = 'cudaspawner-gpu-panel';
+
+const SPARK_WIDTH = 120;
+const SPARK_HEIGHT = 24;
+
+let uniqueId = 0;
+
+/** One GPU's card; built once, then updated in place. */
+class GpuCard {
+  readonly node: HTMLElement;
+
+  constructor(uuid: string) {
+    const titleId = `jp-GpuPanel-card-${++uniqueId}`;
+    this._title = h('h3', { class: 'jp-GpuPanel-cardTitle', id: titleId });
+    this._metrics = h('div', { class: 'jp-GpuPanel-metrics' });
+    this._extras = h('dl', { class: 'jp-GpuPanel-extras' });
+    this._mig = h('div', { class: 'jp-GpuPanel-mig' });
+    this._processes = h('div', { class: 'jp-GpuPanel-processList' });
+    this._foreign = h('p', { class: 'jp-GpuPanel-foreign', 'data-role': 'foreign-processes' });
+    this.node = h(
+      'article',
+      {
+        class: 'jp-GpuPanel-card',
+        'data-gpu-uuid': uuid,
+        tabindex: '0',
+        'aria-labelledby': titleId
+      },
+      this._title,
+      this._metrics,
+      this._extras,
+      this._mig,
+      h(
+        'section',
+        { class: 'jp-GpuPanel-processes', 'aria-label': 'Processes' },
+        h('h4', {}, 'Processes'),
+        this._processes,
+        this._foreign
+      )
+    );
+  }
+
+  update(gpu: Gpu, history: GpuHistory): void {
+    const view = cardView(gpu);
+    setText(this._title, view.title);
+    setAttr(this.node, 'data-gpu-index', String(gpu.index));
+    this._updateMetrics(view, history);
+    this._updateList(this._extras, 'extras', view.extras, () =>
+      view.extras.flatMap(extra => [h('dt', {}, extra.label), h('dd', {}, extra.value)])
+    );
+    this._updateList(this._mig, 'mig', view.mig, () =>
+      view.mig.length
+        ? [
+            h('h4', {}, 'MIG instances'),
+            h(
+              'ul',
+              {},
+              ...view.mig.map(instance => h('li', {}, `${instance.name}: ${instance.memory}`))
+            )
+          ]
+        : []
+    );
+    this._updateList(this._processes, 'processes', view.processes, () => [
+      view.processes.length
+        ? this._processTable(view)
+        : h('p', { class: 'jp-GpuPanel-empty' }, view.processesEmpty)
+    ]);
+    setText(this._foreign, view.foreign);
+  }
+
+  private _updateMetrics(view: CardView, history: GpuHistory): void {
+    for (const metric of view.metrics) {
+      let row = this._metricRows.get(metric.metric);
+      if (!row) {
+        const value = h('span', { class: 'jp-GpuPanel-metricValue' });
+        const path = svg('path', { class: 'jp-GpuPanel-sparkLine' });
+        const chart = svg('svg', {
+          class: 'jp-GpuPanel-spark',
+          width: String(SPARK_WIDTH),
+          height: String(SPARK_HEIGHT),
+          viewBox: `0 0 ${SPARK_WIDTH} ${SPARK_HEIGHT}`,
+          preserveAspectRatio: 'none',
+          role: 'img'
+        });
+        chart.append(path);
+        const node = h(
+          'div',
+          { class: 'jp-GpuPanel-metric', 'data-metric': metric.metric },
+          h('span', { class: 'jp-GpuPanel-metricLabel' }, metric.label),
+          value,
+          chart
+        );
+        this._metrics.append(node);
+        row = { value, path, chart };
+        this._metricRows.set(metric.metric, row);
+      }
+      setText(row.value, metric.value);
+      const values = history[metric.metric];
+      setAttr(row.path, 'd', sparklinePath(values, SPARK_WIDTH, SPARK_HEIGHT, metric.range));
+      const seconds = history.t.length > 1 ? history.t[history.t.length - 1] - history.t[0] : 0;
+      setAttr(
+        row.chart,
+        'aria-label',
+        `${metric.label} history, ${values.length} samples over ${formatNumber(seconds)} s`
+      );
+      setAttr(row.chart, 'data-points', String(values.length));
+    }
+  }
+
+  private _processTable(view: CardView): HTMLElement {
+    return h(
+      'table',
+      { class: 'jp-GpuPanel-processTable' },
+      h(
+        'thead',
+        {},
+        h(
+          'tr',
+          {},
+          h('th', { scope: 'col' }, 'PID'),
+          h('th', { scope: 'col' }, 'Command'),
+          h('th', { scope: 'col' }, 'Memory')
+        )
+      ),
+      h(
+        'tbody',
+        {},
+        ...view.processes.map(process =>
+          h(
+            'tr',
+            {},
+            h('td', {}, process.pid),
+            h('td', { class: 'jp-GpuPanel-command', title: process.command }, process.command),
+            h('td', {}, process.memory)
+          )
+        )
+      )
+    );
+  }
+
+  /** Rebuild a small sub-list only when its content changed. */
+  private _updateList(node: HTMLElement, key: string, data: unknown, build: () => Node[]): void {
+    const signature = JSON.stringify(data);
+    if (this._signatures.get(key) === signature) {
+      return;
+    }
+    this._signatures.set(key, signature);
+    node.replaceChildren(...build());
+  }
+
+  private readonly _title: HTMLElement;
+  private readonly _metrics: HTMLElement;
+  private readonly _extras: HTMLElement;
+  private readonly _mig: HTMLElement;
+  private readonly _processes: HTMLElement;
+  private readonly _foreign: HTMLElement;
+  private readonly _metricRows = new Map<
+    string,
+    { value: HTMLElement; path: SVGElement; chart: SVGElement }
+  >();
+  private readonly _signatures = new Map<string, string>();
+}
+
+export class GpuPanel extends Widget {
+  constructor(private readonly model: GpuModel) {
+    super();
+    this.id = PANEL_ID;
+    this.addClass('jp-GpuPanel');
+    this.title.icon = gpuIcon;
+    this.title.caption = 'GPU panel';
+    this.node.setAttribute('role', 'region');
+    this.node.setAttribute('aria-label', 'GPU panel');
+
+    this._driver = h('p', { class: 'jp-GpuPanel-driver' });
+    this._notice = h('div', {
+      class: 'jp-GpuPanel-notice',
+      role: 'status',
+      'aria-live': 'polite',
+      'data-role': 'status-notice'
+    });
+    this._cards = h('div', { class: 'jp-GpuPanel-cards', 'aria-label': 'GPUs', role: 'list' });
+
+    this._verifyHeadline = h('p', { class: 'jp-GpuPanel-verifyHeadline', 'data-role': 'verify-headline' });
+    this._verifyMessage = h('p', { class: 'jp-GpuPanel-verifyMessage' });
+    this._lastRun = h('span', { 'data-role': 'last-run' });
+    this._lastRunTime = h('time', { 'data-role': 'last-run-time' });
+    this._runButton = h(
+      'button',
+      { class: 'jp-Button jp-mod-styled jp-mod-accept jp-GpuPanel-runAgain', type: 'button' },
+      'Run again'
+    );
+    this._runButton.addEventListener('click', () => void this._runAgain());
+    this._verifyNotice = h('p', {
+      class: 'jp-GpuPanel-verifyNotice',
+      role: 'status',
+      'aria-live': 'polite',
+      'data-role': 'verify-notice'
+    });
+    this._checklist = h('ul', { class: 'jp-GpuPanel-checklist', 'aria-label': 'Verification checks' });
+    this._versions = h('dl', { class: 'jp-GpuPanel-versions', 'aria-label': 'Versions' });
+    this._verifySection = h(
+      'section',
+      { class: 'jp-GpuPanel-verify', 'aria-labelledby': 'jp-GpuPanel-verifyTitle' },
+      h('h3', { id: 'jp-GpuPanel-verifyTitle' }, 'Verification'),
+      this._verifyHeadline,
+      this._verifyMessage,
+      h('p', { class: 'jp-GpuPanel-lastRun' }, this._lastRun, ' ', this._lastRunTime),
+      h('div', { class: 'jp-GpuPanel-actions' }, this._runButton),
+      this._verifyNotice,
+      this._checklist,
+      this._versions
+    );
+
+    this.node.append(
+      h('header', { class: 'jp-GpuPanel-header' }, h('h2', {}, 'GPUs'), this._driver),
+      this._notice,
+      this._cards,
+      this._verifySection
+    );
+    model.changed.connect(this._onModelChanged, this);
+    this._renderStatus();
+    this._renderVerify();
+  }
+
+  dispose(): void {
+    if (this.isDisposed) {
+      return;
+    }
+    this._setWatching(false);
+    this.model.changed.disconnect(this._onModelChanged, this);
+    super.dispose();
+  }
+
+  protected onAfterAttach(msg: Message): void {
+    super.onAfterAttach(msg);
+    this._setWatching(this.isVisible);
+  }
+
+  protected onAfterShow(msg: Message): void {
+    super.onAfterShow(msg);
+    this._setWatching(true);
+  }
+
+  protected onAfterHide(msg: Message): void {
+    super.onAfterHide(msg);
+    this._setWatching(false);
+  }
+
+  protected onBeforeDetach(msg: Message): void {
+    this._setWatching(false);
+    super.onBeforeDetach(msg);
+  }
+
+  /** Poll only while someone can see the panel (the status bar keeps its own claim). */
+  private _setWatching(watching: boolean): void {
+    if (watching === this._watching) {
+      return;
+    }
+    this._watching = watching;
+    if (watching) {
+      this.model.acquire();
+    } else {
+      this.model.release();
+    }
+  }
+
+  private _onModelChanged(_: GpuModel, change: 'status' | 'verify'): void {
+    if (change === 'status') {
+      this._renderStatus();
+    } else {
+      this._renderVerify();
+    }
+  }
+
+  private _renderStatus(): void {
+    const { status, problem } = this.model;
+    this.toggleClass('jp-mod-stale', problem !== null && status !== null);
+    let notice = '';
+    let tone = 'ok';
+    if (problem) {
+      notice = problemSentence(problem, isRetryable(problem) ? this.model.retryInSeconds : null);
+      tone = 'error';
+    } else if (!status) {
+      notice = 'Loading GPU status…';
+      tone = 'info';
+    } else {
+      const view = stateView(status);
+      notice = [view.sentence, view.nextStep].filter(Boolean).join(' ');
+      tone = view.tone;
+    }
+    setText(this._notice, notice);
+    setAttr(this._notice, 'data-tone', tone);
+    this._notice.hidden = notice === '';
+    setText(this._driver, status ? driverLine(status) : '');
+    this._renderCards(status);
+  }
+
+  private _renderCards(status: StatusResponse | null): void {
+    const gpus = status && status.state === 'ok' ? status.gpus : [];
+    const seen = new Set<string>();
+    gpus.forEach((gpu, position) => {
+      seen.add(gpu.uuid);
+      let card = this._cardViews.get(gpu.uuid);
+      if (!card) {
+        card = new GpuCard(gpu.uuid);
+        card.node.setAttribute('role', 'listitem');
+        this._cardViews.set(gpu.uuid, card);
+      }
+      card.update(gpu, this.model.history(gpu.uuid));
+      if (this._cards.children[position] !== card.node) {
+        this._cards.insertBefore(card.node, this._cards.children[position] ?? null);
+      }
+    });
+    for (const [uuid, card] of this._cardViews) {
+      if (!seen.has(uuid)) {
+        card.node.remove();
+        this._cardViews.delete(uuid);
+      }
+    }
+    this._cards.hidden = gpus.length === 0;
+  }
+
+  private _renderVerify(): void {
+    const verify = this.model.verify;
+    setText(this._verifyNotice, this.model.verifyNotice);
+    this._verifyNotice.hidden = !this.model.verifyNotice;
+    if (!verify) {
+      setText(this._verifyHeadline, this.model.verifyNotice ? '' : 'Loading verification results…');
+      this._runButton.disabled = this._posting;
+      return;
+    }
+    const view = verifyView(verify, Date.now() / 1000);
+    setText(this._verifyHeadline, view.headline);
+    setAttr(this._verifyHeadline, 'data-tone', view.tone);
+    setText(this._verifyMessage, view.message);
+    this._verifyMessage.hidden = !view.message;
+    setText(this._lastRun, view.lastRun);
+    if (view.lastRunAt !== null) {
+      const when = new Date(view.lastRunAt * 1000);
+      setAttr(this._lastRunTime, 'datetime', when.toISOString());
+      setText(this._lastRunTime, `(${when.toLocaleString()})`);
+    } else {
+      this._lastRunTime.removeAttribute('datetime');
+      setText(this._lastRunTime, '');
+    }
+    setAttr(this._verifySection, 'aria-busy', String(view.running));
+    this._runButton.disabled = view.running || this._posting;
+    setText(this._runButton, view.running ? 'Running…' : 'Run again');
+    const signature = JSON.stringify([view.rows, view.versions]);
+    if (signature !== this._verifySignature) {
+      this._verifySignature = signature;
+      this._checklist.replaceChildren(...view.rows.map(checkItem));
+      this._versions.replaceChildren(
+        ...view.versions.flatMap(version => [h('dt', {}, version.label), h('dd', {}, version.value)])
+      );
+    }
+  }
+
+  private async _runAgain(): Promise<void> {
+    this._posting = true;
+    this._runButton.disabled = true;
+    try {
+      await this.model.runVerification();
+    } finally {
+      this._posting = false;
+      this._renderVerify();
+    }
+  }
+
+  private readonly _driver: HTMLElement;
+  private readonly _notice: HTMLElement;
+  private readonly _cards: HTMLElement;
+  private readonly _cardViews = new Map<string, GpuCard>();
+  private readonly _verifySection: HTMLElement;
+  private readonly _verifyHeadline: HTMLElement;
+  private readonly _verifyMessage: HTMLElement;
+  private readonly _lastRun: HTMLElement;
+  private readonly _lastRunTime: HTMLElement;
+  private readonly _runButton: HTMLButtonElement;
+  private readonly _verifyNotice: HTMLElement;
+  private readonly _checklist: HTMLElement;
+  private readonly _versions: HTMLElement;
+  private _verifySignature = '';
+  private _posting = false;
+  private _watching = false;
+}
+
+/** "Driver 550.54.15 · CUDA 12.4 · simulated". */
+function driverLine(status: StatusResponse): string {
+  const parts: string[] = [];
+  if (status.driver_version) {
+    parts.push(`Driver ${status.driver_version}`);
+  }
+  if (status.cuda_driver_version) {
+    parts.push(`CUDA ${status.cuda_driver_version}`);
+  }
+  if (status.backend === 'simulated') {
+    parts.push('simulated');
+  }
+  return parts.join(' · ');
+}
+
+function checkItem(row: CheckRow): HTMLElement {
+  const details = row.details.length
+    ? h(
+        'dl',
+        { class: 'jp-GpuPanel-checkDetails' },
+        ...row.details.flatMap(detail => [h('dt', {}, detail.label), h('dd', {}, detail.value)])
+      )
+    : null;
+  return h(
+    'li',
+    {
+      class: `jp-GpuPanel-check jp-mod-${row.status}`,
+      'data-check-id': row.id,
+      'data-status': row.status
+    },
+    h('span', { class: 'jp-GpuPanel-checkSymbol', 'aria-hidden': 'true' }, row.symbol),
+    h(
+      'div',
+      { class: 'jp-GpuPanel-checkBody' },
+      h(
+        'div',
+        { class: 'jp-GpuPanel-checkHead' },
+        h('span', { class: 'jp-GpuPanel-checkTitle' }, row.title),
+        h('span', { class: 'jp-GpuPanel-checkStatus' }, row.statusLabel)
+      ),
+      row.reason ? h('p', { class: 'jp-GpuPanel-checkReason' }, row.reason) : null,
+      details
+    )
+  );
+}
