@@ -52,6 +52,9 @@ c.ConfigurableHTTPProxy.api_url = os.environ.get(
 gateway = os.environ.get("CUDASPAWNER_HUB_IP") or _network_gateway(network)
 c.JupyterHub.hub_ip = gateway
 c.JupyterHub.hub_port = int(os.environ.get("CUDASPAWNER_HUB_PORT", "8081"))
+# Restarting the hub (an upgrade, a config change) must not kill users' running servers;
+# the hub finds them again and rebuilds its GPU table from their labels.
+c.JupyterHub.cleanup_servers = False
 
 # --- login: JupyterHub's shared-password authenticator, generated passwords -------------
 # (the HTTPS + NativeAuthenticator deployment replaces this; see the README)

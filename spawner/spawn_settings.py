@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from . import errors
 from .gpu_host import GpuHost
 from .gpu_requests import container_gpu_settings
-from .gpus import Gpu
+from .gpus import Gpu, plural
 from .labels import container_labels
 from .profiles import (
     Profile,
@@ -89,7 +89,7 @@ class SpawnSettings:
         self.gpus = await host.reserve(spawner, self.gpu_count)
         self.since = datetime.now(timezone.utc).isoformat(timespec="seconds")
         ids = ", ".join(g.id for g in self.gpus)
-        spawner._progress(20, f"reserving {len(self.gpus)} GPUs ({ids})")
+        spawner._progress(20, f"reserving {plural(len(self.gpus))} ({ids})")
 
     def environment(self) -> dict[str, str]:
         env = dict(self.profile.environment)
