@@ -32,6 +32,18 @@ def pytest_configure(config):
 
 
 @pytest.fixture
+async def jp_asyncio_loop():
+    """Serve on the loop that runs the test.
+
+    pyproject sets pytest-asyncio's auto mode, which runs async tests on its own loop, while
+    pytest-jupyter serves on ``jp_asyncio_loop``; requests would then never be answered. Handing
+    pytest-jupyter the test's loop (not running between fixtures, so its ``run_until_complete``
+    calls still work) makes both one loop. pytest-asyncio closes it.
+    """
+    return asyncio.get_running_loop()
+
+
+@pytest.fixture
 def jp_base_url():
     # Not "/": every URL the extension builds must carry the server's base URL.
     return "/user/gpu%40test/"
@@ -39,6 +51,9 @@ def jp_base_url():
 
 @pytest.fixture
 def gpu_marker(request) -> dict:
+    """The test's set-up: its gpu_server marker, or ``parametrize("gpu_marker", ..., indirect)``."""
+    if hasattr(request, "param"):
+        return dict(request.param)
     marker = request.node.get_closest_marker("gpu_server")
     return dict(marker.kwargs) if marker else {}
 

@@ -67,18 +67,21 @@ async def test_unsupported_fields_are_null(sampled_status):
     assert gpu["memory_total"] == two_gpus()["gpus"][1]["memory_total"]
 
 
+INIT_FAILURES = ["library_not_found", "driver_not_loaded", "no_devices", "no_permission", "error"]
+
+
 @pytest.mark.parametrize(
-    "state", ["library_not_found", "driver_not_loaded", "no_devices", "no_permission", "error"]
+    "gpu_marker",
+    [{"description": {"init_error": state}} for state in INIT_FAILURES],
+    ids=INIT_FAILURES,
+    indirect=True,
 )
-async def test_each_init_failure_is_a_state_with_a_sentence(jp_serverapp, sampled_status, state):
-    # The marker cannot be parametrised, so set the description on the live configuration.
-    extension = jp_serverapp.web_app.settings["cudaspawner_gpu"]
-    extension.sampler.backend.description = {"init_error": state}
-    extension.sampler.stop()
-    extension.sampler.sample_once()
+async def test_each_init_failure_is_a_state_with_a_sentence(gpu_marker, sampled_status):
     status = await sampled_status()
-    assert status["state"] == state and status["gpus"] == []
+    assert status["state"] == gpu_marker["description"]["init_error"]
+    assert status["gpus"] == [] and status["history"] == {}
     assert status["message"][0].isupper() and status["message"].endswith(".")
+    assert status["sampled_at"] is not None
 
 
 @pytest.mark.gpu_server(description={"init_error": "driver_not_loaded"})
@@ -144,10 +147,15 @@ async def test_request_without_token_is_forbidden(jp_fetch):
 class TwoUsers(IdentityProvider):
     """Token "alice-token" is alice, "bob-token" is bob; nothing else is authenticated."""
 
+    tokens = {"token alice-token": "alice", "token bob-token": "bob"}
+
     def get_user(self, handler):
-        header = handler.request.headers.get("Authorization", "")
-        name = {"token alice-token": "alice", "token bob-token": "bob"}.get(header)
+        name = self.tokens.get(handler.request.headers.get("Authorization", ""))
         return User(username=name) if name else None
+
+    def is_token_authenticated(self, handler):
+        # Token requests need no XSRF cookie, as with jupyter_server's own tokens.
+        return handler.request.headers.get("Authorization", "") in self.tokens
 
 
 class NoGpuForBob(Authorizer):
