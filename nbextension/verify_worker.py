@@ -85,15 +85,25 @@ def relative_error(result: Any, reference: Any) -> float:
     return diff / max(reference.norm().item(), 1e-30)
 
 
-def _seconds(torch: Any, device: Any, work: Any, iterations: int) -> float:
-    """Wall time of ``iterations`` calls of ``work`` on a CUDA device, after one warm-up."""
-    work()
-    torch.cuda.synchronize(device)
-    start = time.perf_counter()
-    for _ in range(iterations):
-        work()
-    torch.cuda.synchronize(device)
-    return time.perf_counter() - start
+def _timed(torch: Any, device: Any, work: Any, target_seconds: float = 1.0) -> tuple[int, float]:
+    """Run ``work`` for about ``target_seconds`` on a CUDA device; return (iterations, seconds).
+
+    A fixed time rather than a fixed count: fast GPUs get enough iterations for a stable
+    figure, slow ones do not take minutes, and the load is long enough for NVML to see it.
+    """
+
+    def run(iterations: int) -> float:
+        torch.cuda.synchronize(device)
+        start = time.perf_counter()
+        for _ in range(iterations):
+            work()
+        torch.cuda.synchronize(device)
+        return time.perf_counter() - start
+
+    run(1)  # warm-up: kernel selection, allocator
+    probe = run(3)
+    iterations = max(3, min(5000, int(3 * target_seconds / max(probe, 1e-6))))
+    return iterations, run(iterations)
 
 
 def cpu_matmul(torch: Any) -> None:
@@ -149,10 +159,10 @@ def gpu_matmul(torch: Any, index: int, name: str) -> None:
 def gpu_throughput(torch: Any, index: int, name: str, bf16: bool) -> None:
     device = torch.device("cuda", index)
     dtype = torch.bfloat16 if bf16 else torch.float16
-    n, iterations = 8192, 20
+    n = 8192
     a = torch.randn(n, n, device=device, dtype=dtype)
     b = torch.randn(n, n, device=device, dtype=dtype)
-    seconds = _seconds(torch, device, lambda: a @ b, iterations)
+    iterations, seconds = _timed(torch, device, lambda: a @ b)
     tflops = 2 * n**3 * iterations / seconds / 1e12
     check(
         f"gpu{index}_matmul_tflops",
@@ -167,7 +177,7 @@ def gpu_throughput(torch: Any, index: int, name: str, bf16: bool) -> None:
     size = int(min(1 << 30, free // 8)) // 4 * 4
     src = torch.empty(size // 4, dtype=torch.float32, device=device)
     dst = torch.empty_like(src)
-    seconds = _seconds(torch, device, lambda: dst.copy_(src), iterations)
+    iterations, seconds = _timed(torch, device, lambda: dst.copy_(src))
     bandwidth = 2 * size * iterations / seconds / 1e9  # each copy reads and writes every byte
     torch.cuda.empty_cache()
     check(
@@ -187,7 +197,8 @@ def nccl_allreduce(torch: Any, count: int, min_gpus: int) -> None:
             "nccl_allreduce",
             title,
             "skipped",
-            f"Needs at least {min_gpus} GPUs; this server has {count}.",
+            f"Needs at least {min_gpus} GPU{'s' if min_gpus != 1 else ''}; "
+            f"this server has {count}.",
         )
         return
     from torch.cuda import nccl

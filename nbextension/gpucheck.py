@@ -1,0 +1,280 @@
+"""Device-machine check: the extension's status and verification against a real GPU.
+
+Run by ``scripts/gpu-check.sh`` (``python -m nbextension.gpucheck``). It needs no jupyter_server,
+traitlets or prometheus_client: only the backend, sampler and verification modules, pynvml and
+torch. Steps:
+
+1. one status sample through NVML, compared field by field with ``nvidia-smi``;
+2. the sampler thread's CPU cost with the real driver at 1 Hz;
+3. the full verification worker on the GPU(s) (the NCCL all-reduce also on a single GPU), while
+   the sampler records at 5 Hz, to show that it sees the load;
+4. one summary table. Exit status 0: all good; 1: something failed; 2: no GPU here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from .nvml import NvmlBackend
+from .sampler import GpuSampler
+from .verify import run_worker, summarize
+
+MIB = 1 << 20
+SMI_FIELDS = (
+    "index,uuid,name,memory.total,memory.used,temperature.gpu,power.draw,power.limit,"
+    "utilization.gpu"
+)
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """One field of one GPU: our value, nvidia-smi's, and whether they agree."""
+
+    gpu: int
+    field: str
+    ours: object
+    smi: object
+    verdict: str  # "match", "DIFFERS" or "n/a"
+
+
+def _number(text: str) -> float | None:
+    try:
+        return float(text)
+    except ValueError:
+        return None  # "[N/A]", "[Not Supported]"
+
+
+def parse_smi_csv(text: str) -> list[dict]:
+    """Rows of ``nvidia-smi --query-gpu=<SMI_FIELDS> --format=csv,noheader,nounits``."""
+    rows = []
+    for cells in csv.reader(io.StringIO(text), skipinitialspace=True):
+        if len(cells) != 9:
+            continue
+        index, uuid, name, total, used, temp, draw, limit, util = (c.strip() for c in cells)
+        rows.append(
+            {
+                "index": int(index),
+                "uuid": uuid,
+                "name": name,
+                "memory_total_mib": _number(total),
+                "memory_used_mib": _number(used),
+                "temperature": _number(temp),
+                "power_draw": _number(draw),
+                "power_limit": _number(limit),
+                "utilization_gpu": _number(util),
+            }
+        )
+    return rows
+
+
+def _within(tolerance: Callable[[float, float], bool]) -> Callable[[object, object], bool]:
+    def agree(ours: object, smi: object) -> bool:
+        return (
+            isinstance(ours, int | float) and isinstance(smi, int | float) and tolerance(ours, smi)
+        )
+
+    return agree
+
+
+def _mib(value: object) -> object:
+    return value / MIB if isinstance(value, int | float) else value
+
+
+# (our field, nvidia-smi field, convert ours to smi's unit, agreement test). Memory "used" and
+# power drift between two reads and NVML's memory API versions count reserved memory
+# differently, hence the tolerances.
+FIELD_RULES = [
+    ("uuid", "uuid", lambda v: v, lambda a, b: a == b),
+    ("name", "name", lambda v: v, lambda a, b: a == b),
+    ("memory_total", "memory_total_mib", _mib, _within(lambda a, b: abs(a - b) <= 0.02 * b + 1)),
+    ("memory_used", "memory_used_mib", _mib, _within(lambda a, b: abs(a - b) <= 1024)),
+    ("temperature", "temperature", lambda v: v, _within(lambda a, b: abs(a - b) <= 3)),
+    ("power_draw", "power_draw", lambda v: v, _within(lambda a, b: abs(a - b) <= 0.3 * b + 30)),
+    ("power_limit", "power_limit", lambda v: v, _within(lambda a, b: abs(a - b) <= 1)),
+    ("utilization_gpu", "utilization_gpu", lambda v: v, _within(lambda a, b: abs(a - b) <= 20)),
+]
+
+
+def compare(status: dict, smi_rows: list[dict]) -> list[Comparison]:
+    """Compare our status document's GPUs with nvidia-smi's rows, matched by UUID."""
+    by_uuid = {row["uuid"]: row for row in smi_rows}
+    results = []
+    for gpu in status["gpus"]:
+        row = by_uuid.get(gpu["uuid"])
+        if row is None:
+            results.append(Comparison(gpu["index"], "uuid", gpu["uuid"], None, "DIFFERS"))
+            continue
+        for ours_name, smi_name, convert, agree in FIELD_RULES:
+            ours, smi = convert(gpu[ours_name]), row[smi_name]
+            if ours is None and smi is None:
+                verdict = "n/a"
+            else:
+                verdict = "match" if agree(ours, smi) else "DIFFERS"
+            results.append(Comparison(gpu["index"], ours_name, ours, smi, verdict))
+    return results
+
+
+def run_nvidia_smi() -> tuple[list[dict] | None, str]:
+    """nvidia-smi's rows, or None and a sentence saying why there are none."""
+    if shutil.which("nvidia-smi") is None:
+        return None, "nvidia-smi is not installed here, so there is nothing to compare with."
+    try:
+        done = subprocess.run(
+            ["nvidia-smi", f"--query-gpu={SMI_FIELDS}", "--format=csv,noheader,nounits"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+    except subprocess.TimeoutExpired:
+        return None, "nvidia-smi did not answer within 30 seconds."
+    if done.returncode != 0:
+        return None, f"nvidia-smi failed: {(done.stderr or done.stdout).strip()}"
+    return parse_smi_csv(done.stdout), ""
+
+
+def _table(rows: list[list[object]], header: list[str]) -> str:
+    cells = [[str(c) for c in row] for row in [header, *rows]]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in cells]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def _fmt(value: object) -> str:
+    if isinstance(value, float):
+        return f"{value:.1f}"
+    return "null" if value is None else str(value)
+
+
+def measure_sampler_cpu(seconds: float) -> tuple[float, int]:
+    """CPU share of one core used by the sampler thread at 1 Hz with the real driver."""
+    sampler = GpuSampler(NvmlBackend(), interval=1.0, environ=os.environ)
+    sampler.start()
+    sampler.first_result.wait(10)
+    cpu0, t0, n0 = sampler.cpu_seconds, time.monotonic(), sampler.samples
+    time.sleep(seconds)
+    cpu1, t1, n1 = sampler.cpu_seconds, time.monotonic(), sampler.samples
+    sampler.stop()
+    return (cpu1 - cpu0) / (t1 - t0), n1 - n0
+
+
+Row = list[object]
+
+
+def status_step(status: dict) -> tuple[list[Row], list[Comparison], int]:
+    """Print the status and compare it with nvidia-smi; return summary rows and problems."""
+    print(f"== Status (backend nvml): state {status['state']}. {status['message']}".rstrip())
+    print(f"   driver {status['driver_version']}, CUDA driver {status['cuda_driver_version']}")
+    for gpu in status["gpus"]:
+        print("   " + json.dumps({k: v for k, v in gpu.items() if k != "processes"}))
+    rows: list[Row] = [["status", status["state"], f"{len(status['gpus'])} GPU(s)"]]
+    smi_rows, smi_note = run_nvidia_smi()
+    if smi_rows is None or not status["gpus"]:
+        rows.append(["nvidia-smi agreement", "skipped", smi_note or status["message"]])
+        return rows, [], 0
+    comparisons = compare(status, smi_rows)
+    print("\n== Status vs nvidia-smi")
+    table = [[c.gpu, c.field, _fmt(c.ours), _fmt(c.smi), c.verdict] for c in comparisons]
+    print(_table(table, ["gpu", "field", "extension", "nvidia-smi", "verdict"]))
+    differing = sum(c.verdict == "DIFFERS" for c in comparisons)
+    agreeing = f"{len(comparisons) - differing}/{len(comparisons)} fields agree"
+    rows.append(["nvidia-smi agreement", "fail" if differing else "pass", agreeing])
+    return rows, comparisons, differing
+
+
+def sampler_cost_step(seconds: float) -> tuple[list[Row], int]:
+    share, samples = measure_sampler_cpu(seconds)
+    detail = f"{share * 100:.3f}% of one core over {samples} samples"
+    return [["sampler CPU at 1 Hz", "pass" if share < 0.01 else "fail", detail]], int(share >= 0.01)
+
+
+def load_rows(history: dict) -> tuple[list[Row], int]:
+    """Whether the sampler saw the verification's load on each GPU."""
+    rows: list[Row] = []
+    problems = 0
+    for uuid, series in history.items():
+        util = max((v for v in series["utilization_gpu"] if v is not None), default=0)
+        power = max((v for v in series["power_draw"] if v is not None), default=0)
+        detail = f"peak utilisation {util}%, peak power {power:.0f} W, {len(series['t'])} samples"
+        rows.append([f"sampler saw the load ({uuid[:12]})", "pass" if util > 0 else "fail", detail])
+        problems += util == 0
+    return rows, problems
+
+
+def verification_step(expected: int | None, timeout: float, watch: bool) -> tuple[list[Row], int]:
+    """Run the full verification (all-reduce even on one GPU) while the sampler watches."""
+    watcher = GpuSampler(NvmlBackend(), interval=0.2, history_seconds=600, environ=os.environ)
+    if watch:
+        watcher.start()
+    started = time.monotonic()
+    outcome = run_worker(sys.executable, timeout, expected, nccl_min_gpus=1)
+    elapsed = time.monotonic() - started
+    watcher.stop()
+    checks = outcome.all_checks()
+    verdict, message = summarize(checks, outcome.gpu_count)
+    print(f"\n== Verification ({elapsed:.1f} s): {verdict}. {message}")
+    print(f"   versions: {json.dumps(outcome.versions)}")
+    print(_table([[c["id"], c["status"], c["reason"]] for c in checks], ["check", "status", "why"]))
+    rows: list[Row] = [["verification", verdict, f"{message} ({elapsed:.0f} s)"]]
+    measured = ("_matmul_tflops", "_memory_bandwidth", "_performance", "nccl_allreduce")
+    rows += [[c["id"], c["status"], c["reason"]] for c in checks if c["id"].endswith(measured)]
+    problems = int(verdict == "fail")
+    if watch:
+        history = json.loads(watcher.snapshot.json_with_history)["history"]
+        more, seen = load_rows(history)
+        rows += more
+        problems += seen
+    return rows, problems
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="GPU extension check on a real GPU machine")
+    parser.add_argument("--verify-timeout", type=float, default=240.0)
+    parser.add_argument("--cpu-seconds", type=float, default=10.0)
+    parser.add_argument("--json", help="also write the summary to this file")
+    args = parser.parse_args(argv)
+
+    # Status and nvidia-smi first, on an idle GPU, so that both reads see the same state.
+    status = GpuSampler(NvmlBackend(), environ=os.environ).sample_once().document
+    has_gpu = status["state"] == "ok" and bool(status["gpus"])
+    summary, comparisons, problems = status_step(status)
+    if has_gpu:
+        rows, more = sampler_cost_step(args.cpu_seconds)
+        summary += rows
+        problems += more
+    expected = len(status["gpus"]) if has_gpu else None
+    rows, more = verification_step(expected, args.verify_timeout, watch=has_gpu)
+    summary += rows
+    problems += more
+
+    print("\n== Summary")
+    print(_table(summary, ["item", "result", "detail"]))
+    if args.json:
+        record = {
+            "status": status,
+            "comparisons": [c.__dict__ for c in comparisons],
+            "summary": summary,
+        }
+        with open(args.json, "w") as out:
+            json.dump(record, out, indent=1, default=str)
+    if not has_gpu:
+        print(
+            f"\nNo GPU here: {status['message']} The check ran what it could without one; run it "
+            "on a GPU machine for the comparison and the GPU verification."
+        )
+        return 2
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
