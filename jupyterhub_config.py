@@ -1,32 +1,36 @@
 """cudaspawner's default deployment: one GPU (or CPU) host, JupyterHub + configurable-http-proxy.
 
-Every knob an admin is likely to change reads an environment variable first, so the same
-file serves `scripts/up.sh` and the test suite. Secrets are generated on first start into
-the data directory (mode 0600) and never committed.
+Secure by default: HTTPS on the public port, NativeAuthenticator with a generated first
+admin, internal TLS between hub, proxy and user containers, secrets generated on first
+start into the data directory (mode 0600) and never committed. Every knob an admin is
+likely to change reads an environment variable first (see the README's configuration
+section), so the same file serves `scripts/up.sh` and the test suite.
 """
 
 import os
 import secrets
-import stat
+import socket
 from pathlib import Path
 
 import docker
 
+from spawner.deployment import ensure_self_signed_cert, secret_file
+
 c = get_config()  # noqa: F821  (provided by JupyterHub when it loads this file)
+
+
+def _flag(name: str, default: bool) -> bool:
+    value = os.environ.get(name, "").strip().lower()
+    return default if not value else value not in ("0", "off", "false", "no")
+
 
 data_dir = Path(os.environ.get("CUDASPAWNER_DATA", "/var/lib/cudaspawner"))
 data_dir.mkdir(parents=True, exist_ok=True)
+data_dir.chmod(0o700)
 network = os.environ.get("CUDASPAWNER_NETWORK", "cudaspawner")
-
-
-def _secret_file(name: str, make) -> str:
-    """Read a secret from the data directory, generating it (mode 0600) on first start."""
-    path = data_dir / name
-    if not path.exists():
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, stat.S_IRUSR | stat.S_IWUSR)
-        with os.fdopen(fd, "w") as f:
-            f.write(make())
-    return path.read_text().strip()
+tls = _flag("CUDASPAWNER_TLS", True)
+internal_ssl = _flag("CUDASPAWNER_INTERNAL_SSL", True)
+auth = os.environ.get("CUDASPAWNER_AUTH", "native")
 
 
 def _network_gateway(name: str) -> str:
@@ -40,14 +44,19 @@ def _network_gateway(name: str) -> str:
     return net.attrs["IPAM"]["Config"][0]["Gateway"]
 
 
-# --- the hub ---------------------------------------------------------------------------
-c.JupyterHub.bind_url = os.environ.get("CUDASPAWNER_BIND_URL", "http://:8000")
+# --- the hub and the proxy ---------------------------------------------------------------
+c.JupyterHub.bind_url = os.environ.get(
+    "CUDASPAWNER_BIND_URL", "https://:8443" if tls else "http://:8000"
+)
 c.JupyterHub.db_url = f"sqlite:///{data_dir / 'jupyterhub.sqlite'}"
 c.JupyterHub.cookie_secret_file = str(data_dir / "jupyterhub_cookie_secret")
 c.ConfigurableHTTPProxy.pid_file = str(data_dir / "jupyterhub-proxy.pid")
-c.ConfigurableHTTPProxy.api_url = os.environ.get(
-    "CUDASPAWNER_PROXY_API_URL", "http://127.0.0.1:8001"
-)
+# With internal TLS the proxy's API speaks TLS too (client certificates both ways).
+proxy_api_port = os.environ.get("CUDASPAWNER_PROXY_API_PORT", "8001")
+c.ConfigurableHTTPProxy.api_url = f"{'https' if internal_ssl else 'http'}://127.0.0.1:{proxy_api_port}"
+# Generated once, 0600, reused on restart: a restarted hub keeps its proxy and its secrets.
+c.ConfigurableHTTPProxy.auth_token = secret_file(data_dir / "proxy-token")
+c.CryptKeeper.keys = [secret_file(data_dir / "crypt-key")]
 # Containers reach the hub on their network's gateway; the hub listens there and nowhere else.
 gateway = os.environ.get("CUDASPAWNER_HUB_IP") or _network_gateway(network)
 c.JupyterHub.hub_ip = gateway
@@ -56,21 +65,55 @@ c.JupyterHub.hub_port = int(os.environ.get("CUDASPAWNER_HUB_PORT", "8081"))
 # the hub finds them again and rebuilds its GPU table from their labels.
 c.JupyterHub.cleanup_servers = False
 
-# --- login: JupyterHub's shared-password authenticator, generated passwords -------------
-# (the HTTPS + NativeAuthenticator deployment replaces this; see the README)
-c.JupyterHub.authenticator_class = "shared-password"
-c.SharedPasswordAuthenticator.user_password = _secret_file(
-    "user-password", lambda: secrets.token_urlsafe(12)
-)
-c.SharedPasswordAuthenticator.admin_password = _secret_file(
-    "admin-password", lambda: secrets.token_urlsafe(32)
-)
-c.Authenticator.admin_users = {"admin"}
-c.Authenticator.allow_all = True
+if tls:
+    # The admin's certificate when given, else a self-signed one made on first start.
+    cert, key = os.environ.get("CUDASPAWNER_SSL_CERT"), os.environ.get("CUDASPAWNER_SSL_KEY")
+    if not (cert and key):
+        names = ["localhost", socket.getfqdn()]
+        names += [n for n in os.environ.get("CUDASPAWNER_PUBLIC_NAMES", "").split(",") if n]
+        cert_path, key_path, _ = ensure_self_signed_cert(data_dir, names, ["127.0.0.1"])
+        cert, key = str(cert_path), str(key_path)
+    c.JupyterHub.ssl_cert = cert
+    c.JupyterHub.ssl_key = key
+    # Cookies only ever travel over TLS.
+    c.JupyterHub.tornado_settings = {
+        "cookie_options": {"secure": True},
+        "xsrf_cookie_kwargs": {"secure": True},
+    }
+
+if internal_ssl:
+    c.JupyterHub.internal_ssl = True
+    c.JupyterHub.internal_certs_location = str(data_dir / "internal-ssl")
+    # The hub's certificate must name the address containers use to reach it.
+    c.JupyterHub.trusted_alt_names = [f"IP:{gateway}", "IP:127.0.0.1", "DNS:localhost"]
+
+# --- login --------------------------------------------------------------------------------
+if auth == "native":
+    # Sign-up, admin approval, bcrypt-hashed passwords, lock-out after repeated failures.
+    # The first admin ("admin") is created on first start; its password is printed once.
+    c.JupyterHub.authenticator_class = "cuda-native"
+    c.NativeAuthenticator.open_signup = False
+    c.NativeAuthenticator.minimum_password_length = 10
+    c.NativeAuthenticator.check_common_password = True
+    c.NativeAuthenticator.allowed_failed_logins = 5
+    c.NativeAuthenticator.seconds_before_next_try = 600
+    c.Authenticator.allow_all = True  # everyone the admin approved
+elif auth == "shared-password":
+    # JupyterHub's own, for a quick trial: generated passwords in the data directory.
+    c.JupyterHub.authenticator_class = "shared-password"
+    c.SharedPasswordAuthenticator.user_password = secret_file(
+        data_dir / "user-password", lambda: secrets.token_urlsafe(12)
+    )
+    c.SharedPasswordAuthenticator.admin_password = secret_file(
+        data_dir / "admin-password", lambda: secrets.token_urlsafe(32)
+    )
+    c.Authenticator.admin_users = {"admin"}
+    c.Authenticator.allow_all = True
 
 # --- the spawner -------------------------------------------------------------------------
 c.JupyterHub.spawner_class = "cuda-docker"
 c.DockerSpawner.image = os.environ.get("CUDASPAWNER_IMAGE", "cudaspawner/cpu:latest")
+# A dedicated network; containers publish no port on any host interface.
 c.DockerSpawner.network_name = network
 c.DockerSpawner.use_internal_ip = True
 # Images are built on this host (images/build.sh); there is no registry to pull from.

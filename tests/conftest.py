@@ -38,8 +38,14 @@ def hub_factory(tmp_path, docker_client, request):
     hubs = []
     volumes: list[str] = []
 
-    def start(extra_config: str = "", env: dict | None = None, start: bool = True, name: str = ""):
-        hub = make_hub(tmp_path / (name or f"h{len(hubs)}"), extra_config, env)
+    def start(
+        extra_config: str = "",
+        env: dict | None = None,
+        start: bool = True,
+        name: str = "",
+        secure: bool = False,
+    ):
+        hub = make_hub(tmp_path / (name or f"h{len(hubs)}"), extra_config, env, secure)
         hubs.append(hub)
         if start:
             hub.start()

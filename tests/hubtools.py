@@ -56,8 +56,14 @@ class Hub:
     def user_password(self) -> str:
         return (self.data_dir / "user-password").read_text().strip()
 
+    @property
+    def verify(self) -> str | bool:
+        """What a client verifies the hub's TLS certificate against."""
+        return str(self.data_dir / "hub-cert.pem") if self.url.startswith("https") else True
+
     def api(self, method: str, path: str, **kw) -> requests.Response:
         headers = {"Authorization": f"token {self.admin_token}", **kw.pop("headers", {})}
+        kw.setdefault("verify", self.verify)
         return requests.request(
             method, f"{self.url}hub/api/{path.lstrip('/')}", headers=headers, timeout=60, **kw
         )
@@ -123,8 +129,15 @@ class Hub:
         raise AssertionError(f"{user}'s server did not stop in {timeout}s")
 
 
-def make_hub(tmp_path: Path, extra_config: str = "", env: dict | None = None) -> Hub:
-    """A configured (not yet started) hub in `tmp_path`."""
+def make_hub(
+    tmp_path: Path, extra_config: str = "", env: dict | None = None, secure: bool = False
+) -> Hub:
+    """A configured (not yet started) hub in `tmp_path`.
+
+    `secure=True` runs the default deployment as shipped (HTTPS, NativeAuthenticator,
+    internal TLS). Otherwise the same file with plain HTTP, JupyterHub's shared-password
+    login and no internal TLS, which keeps tests about spawning short.
+    """
     data_dir = tmp_path / "hub"
     data_dir.mkdir(parents=True, exist_ok=True)
     token = secrets.token_hex(16)
@@ -141,14 +154,19 @@ c.JupyterHub.log_level = "DEBUG"
         **os.environ,
         "CUDASPAWNER_DATA": str(data_dir),
         "CUDASPAWNER_NETWORK": TEST_NETWORK,
-        "CUDASPAWNER_BIND_URL": f"http://127.0.0.1:{port}",
-        "CUDASPAWNER_PROXY_API_URL": f"http://127.0.0.1:{free_port()}",
+        "CUDASPAWNER_PROXY_API_PORT": str(free_port()),
         "CUDASPAWNER_HUB_PORT": str(free_port()),
         "CUDASPAWNER_EXTRA_CONFIG": str(data_dir / "test_config.py"),
         "PATH": f"{VENV_BIN}:{os.environ.get('PATH', '')}",
-        **(env or {}),
     }
-    return Hub(data_dir=data_dir, url=f"http://127.0.0.1:{port}/", admin_token=token, env=hub_env)
+    scheme = "https" if secure else "http"
+    hub_env["CUDASPAWNER_BIND_URL"] = f"{scheme}://127.0.0.1:{port}"
+    if not secure:
+        hub_env.update(
+            CUDASPAWNER_TLS="0", CUDASPAWNER_INTERNAL_SSL="0", CUDASPAWNER_AUTH="shared-password"
+        )
+    hub_env.update(env or {})
+    return Hub(data_dir=data_dir, url=f"{scheme}://127.0.0.1:{port}/", admin_token=token, env=hub_env)
 
 
 class Browser:
@@ -157,6 +175,9 @@ class Browser:
     def __init__(self, hub: Hub) -> None:
         self.hub = hub
         self.session = requests.Session()
+        # REQUESTS_CA_BUNDLE in the environment would override session.verify.
+        self.session.trust_env = False
+        self.session.verify = hub.verify
 
     def get(self, path: str, **kw) -> requests.Response:
         return self.session.get(self.hub.url + path.lstrip("/"), timeout=60, **kw)
