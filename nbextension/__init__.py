@@ -18,7 +18,3 @@ def _load_jupyter_server_extension(serverapp: Any) -> None:
     from .extension import load
 
     load(serverapp)
-
-
-# Older name, still looked up by some jupyter_server versions.
-load_jupyter_server_extension = _load_jupyter_server_extension

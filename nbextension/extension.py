@@ -47,6 +47,8 @@ class GpuExtension:
             return None
         self.sampler.first_result.wait(FIRST_SAMPLE_WAIT)
         document = self.sampler.snapshot.document
+        if any(gpu["mig"] is not None for gpu in document["gpus"]):
+            return None  # CUDA enumerates MIG instances, not GPUs: no count to hold it to
         if document["state"] == "ok" and document["sampled_at"] is not None:
             return len(document["gpus"])
         return 0 if document["state"] == "no_gpu" else None

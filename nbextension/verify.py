@@ -245,12 +245,14 @@ class Verifier:
     def _remember_process(self, process: subprocess.Popen) -> None:
         self._process = process
 
+    def _run_blocking(self) -> WorkerOutcome:
+        # expected_gpus may wait for the first GPU sample: this runs in a worker thread.
+        expected = self.expected_gpus()
+        return run_worker(self.python, self.timeout, expected, 2, self._remember_process)
+
     async def _run(self) -> None:
         try:
-            expected = self.expected_gpus()
-            outcome = await asyncio.to_thread(
-                run_worker, self.python, self.timeout, expected, 2, self._remember_process
-            )
+            outcome = await asyncio.to_thread(self._run_blocking)
         except Exception as e:  # never leave the state at "running"
             log.exception("GPU verification failed to run")
             outcome = WorkerOutcome(problem=f"The verification could not run: {e}")

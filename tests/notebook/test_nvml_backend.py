@@ -165,3 +165,23 @@ def test_fields_that_start_failing_read_as_null_without_losing_the_gpu(fake_driv
     reading = backend.read([0])[0]
     assert reading.memory_used is None and reading.temperature is None
     assert reading.power_draw is None and reading.uuid == "GPU-0000"
+
+
+@pytest.mark.parametrize(
+    "visible, expected",
+    [("0", 1), ("0,1", None), ("void", 0)],
+    ids=["one plain GPU", "with a MIG GPU", "no GPU"],
+)
+def test_verification_expects_the_gpus_nvml_shows(fake_driver, visible, expected):
+    from prometheus_client import CollectorRegistry
+
+    from nbextension.config import GpuMonitor
+    from nbextension.extension import GpuExtension
+
+    extension = GpuExtension(
+        GpuMonitor(backend="nvml"), {"NVIDIA_VISIBLE_DEVICES": visible}, CollectorRegistry()
+    )
+    extension.sampler.sample_once()
+    extension.sampler.first_result.set()
+    # CUDA lists MIG instances rather than GPUs, so a MIG GPU leaves the count unknown (None).
+    assert extension.expected_gpus() == expected

@@ -32,6 +32,7 @@ const STATUS_LOOK: Record<CheckStatus, { symbol: string; label: string }> = {
  */
 const UNIT_SUFFIXES: { suffix: string; label: (stem: string) => string; unit: string }[] = [
   { suffix: 'tflops', label: stem => stem || 'throughput', unit: 'TFLOP/s' },
+  { suffix: 'gflops', label: stem => stem || 'throughput', unit: 'GFLOP/s' },
   { suffix: 'bandwidth_gbps', label: stem => `${stem}bandwidth`, unit: 'GB/s' },
   { suffix: 'gbps', label: stem => stem || 'rate', unit: 'GB/s' },
   { suffix: 'seconds', label: stem => stem || 'time', unit: 's' },
