@@ -85,7 +85,8 @@ class NvmlBackend(GpuBackend):
                 uuid = _text(pynvml.nvmlDeviceGetUUID(handle))
                 self._handles[index] = handle
                 self._static[index] = (uuid, _text(pynvml.nvmlDeviceGetName(handle)))
-                mig_uuids = tuple(m.uuid for m in self._mig_instances(handle) or ())
+                mig = self._mig_instances(self._mig_handles(handle))
+                mig_uuids = tuple(m.uuid for m in mig or ())
                 devices.append(DeviceIdentity(index, uuid, mig_uuids))
         except pynvml.NVMLError as e:
             self.close()
@@ -107,8 +108,8 @@ class NvmlBackend(GpuBackend):
                 handles.append(mig)
         return handles
 
-    def _mig_instances(self, handle: Any) -> tuple[MigInstance, ...] | None:
-        handles = self._mig_handles(handle)
+    def _mig_instances(self, handles: list[Any] | None) -> tuple[MigInstance, ...] | None:
+        """The MIG instances behind ``handles`` (from :meth:`_mig_handles`); None: no MIG."""
         if handles is None:
             return None
         instances = []
@@ -170,7 +171,7 @@ class NvmlBackend(GpuBackend):
                     fan=safe(nvml.nvmlDeviceGetFanSpeed, handle),
                     pcie_generation=safe(nvml.nvmlDeviceGetCurrPcieLinkGeneration, handle),
                     pcie_width=safe(nvml.nvmlDeviceGetCurrPcieLinkWidth, handle),
-                    mig=self._mig_instances(handle) if mig_handles is not None else None,
+                    mig=self._mig_instances(mig_handles),
                     processes=self._processes(handle, mig_handles),
                 )
             )

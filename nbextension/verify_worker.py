@@ -132,13 +132,22 @@ def cpu_matmul(torch: Any) -> None:
     )
 
 
+def _true_float32(torch: Any) -> None:
+    """Turn TF32 off for float32 matmuls: TF32's ~1e-3 error would hide a real comparison."""
+    matmul = torch.backends.cuda.matmul
+    if hasattr(matmul, "fp32_precision"):  # PyTorch 2.9+; mixing with allow_tf32 is an error
+        matmul.fp32_precision = "ieee"
+    else:
+        matmul.allow_tf32 = False
+
+
 def gpu_matmul(torch: Any, index: int, name: str) -> None:
     n = 1024
     gen = torch.Generator().manual_seed(index)
     a = torch.randn(n, n, generator=gen)
     b = torch.randn(n, n, generator=gen)
     device = torch.device("cuda", index)
-    torch.backends.cuda.matmul.allow_tf32 = False  # compare true float32 with the CPU
+    _true_float32(torch)
     result = (a.to(device) @ b.to(device)).cpu()
     error = relative_error(result, a.double() @ b.double())
     ok = error <= MATMUL_TOLERANCE
