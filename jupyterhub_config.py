@@ -14,7 +14,7 @@ from pathlib import Path
 
 import docker
 
-from spawner.deployment import ensure_self_signed_cert, secret_file
+from spawner.deployment import ensure_network, ensure_self_signed_cert, secret_file
 
 c = get_config()  # noqa: F821  (provided by JupyterHub when it loads this file)
 
@@ -33,17 +33,6 @@ internal_ssl = _flag("CUDASPAWNER_INTERNAL_SSL", True)
 auth = os.environ.get("CUDASPAWNER_AUTH", "native")
 
 
-def _network_gateway(name: str) -> str:
-    """The host's address on the user containers' Docker network (created if missing)."""
-    client = docker.from_env()
-    try:
-        net = client.networks.get(name)
-    except docker.errors.NotFound:
-        net = client.networks.create(name, driver="bridge")
-        net.reload()
-    return net.attrs["IPAM"]["Config"][0]["Gateway"]
-
-
 # --- the hub and the proxy ---------------------------------------------------------------
 c.JupyterHub.bind_url = os.environ.get(
     "CUDASPAWNER_BIND_URL", "https://:8443" if tls else "http://:8000"
@@ -53,12 +42,14 @@ c.JupyterHub.cookie_secret_file = str(data_dir / "jupyterhub_cookie_secret")
 c.ConfigurableHTTPProxy.pid_file = str(data_dir / "jupyterhub-proxy.pid")
 # With internal TLS the proxy's API speaks TLS too (client certificates both ways).
 proxy_api_port = os.environ.get("CUDASPAWNER_PROXY_API_PORT", "8001")
-c.ConfigurableHTTPProxy.api_url = f"{'https' if internal_ssl else 'http'}://127.0.0.1:{proxy_api_port}"
+c.ConfigurableHTTPProxy.api_url = (
+    f"{'https' if internal_ssl else 'http'}://127.0.0.1:{proxy_api_port}"
+)
 # Generated once, 0600, reused on restart: a restarted hub keeps its proxy and its secrets.
 c.ConfigurableHTTPProxy.auth_token = secret_file(data_dir / "proxy-token")
 c.CryptKeeper.keys = [secret_file(data_dir / "crypt-key")]
 # Containers reach the hub on their network's gateway; the hub listens there and nowhere else.
-gateway = os.environ.get("CUDASPAWNER_HUB_IP") or _network_gateway(network)
+gateway = os.environ.get("CUDASPAWNER_HUB_IP") or ensure_network(docker.from_env(), network)
 c.JupyterHub.hub_ip = gateway
 c.JupyterHub.hub_port = int(os.environ.get("CUDASPAWNER_HUB_PORT", "8081"))
 # Restarting the hub (an upgrade, a config change) must not kill users' running servers;

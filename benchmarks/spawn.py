@@ -24,6 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import docker  # noqa: E402
 
+from spawner.deployment import ensure_network  # noqa: E402
 from tests.hubtools import TEST_NETWORK, Hub, make_hub, remove_hub_leftovers  # noqa: E402
 
 BOTH = """
@@ -71,8 +72,7 @@ def main() -> None:
     args = ap.parse_args()
 
     client = docker.from_env()
-    if not client.networks.list(names=[TEST_NETWORK]):
-        client.networks.create(TEST_NETWORK, driver="bridge")
+    ensure_network(client, TEST_NETWORK)
     with tempfile.TemporaryDirectory() as tmp:
         hubs = {
             "cudaspawner": make_hub(Path(tmp) / "ours", hub_config("cuda-docker", args.ours_image)),

@@ -77,3 +77,39 @@ def ensure_self_signed_cert(
         f.write(key_bytes)
     cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     return cert_path, key_path, True
+
+
+NETWORK_LABEL = "org.cudaspawner.network"
+
+
+def ensure_network(client, name: str) -> str:
+    """The gateway address of the user containers' bridge network, made if missing.
+
+    The network gets an explicit subnet (the one Docker would have picked): Docker only
+    lets a container have a planned address, which internal TLS needs, on a network whose
+    subnet was configured by the user.
+    """
+    import docker.errors
+    import docker.types
+
+    try:
+        net = client.networks.get(name)
+    except docker.errors.NotFound:
+        net = None
+    if net is not None and NETWORK_LABEL not in (net.attrs.get("Labels") or {}):
+        if net.attrs.get("Containers"):
+            return net.attrs["IPAM"]["Config"][0]["Gateway"]  # in use: leave it alone
+        net.remove()
+        net = None
+    if net is None:
+        probe = client.networks.create(name, driver="bridge")
+        probe.reload()
+        subnet = probe.attrs["IPAM"]["Config"][0]["Subnet"]
+        gateway = probe.attrs["IPAM"]["Config"][0]["Gateway"]
+        probe.remove()
+        ipam = docker.types.IPAMConfig(
+            pool_configs=[docker.types.IPAMPool(subnet=subnet, gateway=gateway)]
+        )
+        net = client.networks.create(name, driver="bridge", ipam=ipam, labels={NETWORK_LABEL: "1"})
+        net.reload()
+    return net.attrs["IPAM"]["Config"][0]["Gateway"]

@@ -32,8 +32,9 @@ def hub_factory(tmp_path, docker_client, request):
     """Start real hubs running the default deployment plus per-test config."""
     from tests.hubtools import TEST_NETWORK, dump_docker_state, make_hub, remove_hub_leftovers
 
-    if not docker_client.networks.list(names=[TEST_NETWORK]):
-        docker_client.networks.create(TEST_NETWORK, driver="bridge")
+    from spawner.deployment import ensure_network
+
+    ensure_network(docker_client, TEST_NETWORK)
 
     hubs = []
     volumes: list[str] = []

@@ -151,7 +151,8 @@ def test_internal_tls_isolation_and_tokens(secure_hub, docker_client):
             hub.wait_ready(name)
         ann, ben = users["ann"], users["ben"]
 
-        # Through the proxy it works, over TLS end to end.
+        # Through the proxy it works, over TLS end to end (the page logs in by OAuth first).
+        assert ann.get("user/ann/lab").status_code == 200
         assert ann.get("user/ann/api/status").status_code == 200
 
         # Directly to the container: plain HTTP and TLS without the proxy's client
@@ -184,7 +185,9 @@ def test_internal_tls_isolation_and_tokens(secure_hub, docker_client):
         assert r.status_code == 201, r.text
         token = r.json()["token"]
         auth = {"Authorization": f"token {token}"}
-        mine = requests.get(hub.url + "user/ann/api/status", headers=auth, verify=ann.session.verify)
+        mine = requests.get(
+            hub.url + "user/ann/api/status", headers=auth, verify=ann.session.verify
+        )
         assert mine.status_code == 200
         gpu = requests.get(
             hub.url + "user/ann/api/gpu/v1/status", headers=auth, verify=ann.session.verify
