@@ -311,6 +311,12 @@ export class GpuPanel extends Widget {
     this._notice.hidden = notice === '';
     setText(this._driver, status ? driverLine(status) : '');
     this._renderCards(status);
+    this._updateVerifyVisibility();
+  }
+
+  /** Without the server extension there is no verification to show or re-run. */
+  private _updateVerifyVisibility(): void {
+    this._verifySection.hidden = this.model.problem?.kind === 'not_found' && !this.model.verify;
   }
 
   private _renderCards(status: StatusResponse | null): void {
@@ -339,6 +345,7 @@ export class GpuPanel extends Widget {
   }
 
   private _renderVerify(): void {
+    this._updateVerifyVisibility();
     const verify = this.model.verify;
     setText(this._verifyNotice, this.model.verifyNotice);
     this._verifyNotice.hidden = !this.model.verifyNotice;

@@ -1,0 +1,152 @@
+"""Fixtures of the browser suite: real `jupyter lab` servers on the simulated GPU backend and
+Debian's chromium driven by Playwright (from PyPI; no browser download)."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from .jupyter_process import REPO, JupyterServer, build_labextension
+
+ARTIFACTS = REPO / "test-artifacts" / "browser"
+TWO_GPUS = REPO / "tests" / "notebook" / "fixtures" / "two-gpus.json"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+# GPU 0's utilisation cycles through these, one per sample, so the status bar must change.
+GPU0_UTILISATION = [37, 52, 68, 81]
+# Every server this session started, so a failing test can show their logs.
+STARTED: list[JupyterServer] = []
+
+
+# pytest-jupyter's autouse fixtures (loaded for the whole suite) would take Playwright's running
+# event loop for their own and close it. These tests run Jupyter in subprocesses, not in-process,
+# so those fixtures have nothing to do here.
+@pytest.fixture(autouse=True)
+def jp_asyncio_loop():
+    yield None
+
+
+@pytest.fixture(autouse=True)
+def jp_server_cleanup():
+    yield
+
+
+@pytest.fixture(scope="session")
+def labextension() -> None:
+    build_labextension()
+
+
+@pytest.fixture(scope="session")
+def moving_two_gpus(tmp_path_factory) -> Path:
+    """The notebook engineer's two-GPU description, with GPU 0's utilisation moving."""
+    description = json.loads(TWO_GPUS.read_text())
+    description["gpus"][0]["utilization_gpu"] = GPU0_UTILISATION
+    path = tmp_path_factory.mktemp("gpus") / "two-gpus-moving.json"
+    path.write_text(json.dumps(description))
+    return path
+
+
+@pytest.fixture(scope="session")
+def server_factory(tmp_path_factory, labextension) -> Iterator:
+    """Start servers that all stop (with a kill fallback) at the end of the session."""
+
+    def start(
+        name: str,
+        env: dict[str, str],
+        extra_args: list[str] = (),
+        server_config: dict | None = None,
+    ) -> JupyterServer:
+        server = JupyterServer(
+            workdir=tmp_path_factory.mktemp(name),
+            env_overrides=env,
+            extra_args=list(extra_args),
+            server_config=server_config or {},
+        )
+        STARTED.append(server)
+        return server.start()
+
+    yield start
+    for server in STARTED:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def gpu_server(server_factory, moving_two_gpus) -> JupyterServer:
+    """Two simulated GPUs; a verification may be re-run at once (no 30 s wait)."""
+    server = server_factory(
+        "two-gpus",
+        {
+            "CUDASPAWNER_GPU_BACKEND": "simulated",
+            "CUDASPAWNER_SIMULATED_GPUS": str(moving_two_gpus),
+        },
+        ["--GpuMonitor.verify_min_interval=0"],
+    )
+    # A notebook for the Notebook 7 test to open.
+    (server.workdir / "root" / "gpu.ipynb").write_text(
+        json.dumps(
+            {
+                "cells": [],
+                # A kernelspec, or Notebook 7 asks which kernel to use in a dialog.
+                "metadata": {
+                    "kernelspec": {
+                        "name": "python3",
+                        "display_name": "Python 3",
+                        "language": "python",
+                    }
+                },
+                "nbformat": 4,
+                "nbformat_minor": 5,
+            }
+        )
+    )
+    return server
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator:
+    os.environ.setdefault("PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD", "1")
+    from playwright.sync_api import sync_playwright
+
+    chromium = shutil.which("chromium")
+    if chromium is None:
+        pytest.fail("The browser tests need Debian's chromium: apt-get install -y chromium")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser, request) -> Iterator:
+    """A fresh page; its screenshot is saved to test-artifacts/browser/ whatever the outcome."""
+    context = browser.new_context(viewport={"width": 1400, "height": 900})
+    page = context.new_page()
+    page.set_default_timeout(30000)
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    yield page
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    name = re.sub(r"[^A-Za-z0-9_.-]+", "_", request.node.name)
+    try:
+        page.screenshot(path=str(ARTIFACTS / f"{name}.png"))
+    except Exception as e:  # a crashed page must not hide the test's own failure
+        print(f"screenshot failed: {e}")
+    if errors:
+        print("page errors:", *errors, sep="\n  ")
+    failed = getattr(request.node, "rep_call", None) is not None and request.node.rep_call.failed
+    if failed:
+        for server in STARTED:
+            print(f"--- log of the server in {server.workdir} ---\n{server.log_tail()}")
+    context.close()
