@@ -125,6 +125,7 @@ class GpuSampler:
         self.first_result = threading.Event()  # set once the thread has published anything
         self._thread: threading.Thread | None = None
         self._indices: list[int] | None = None
+        self._read_failing = False
         self._versions: tuple[str | None, str | None] = (None, None)
         self.snapshot = self._publish("ok", "Reading the GPUs for the first time.", None, [])
 
@@ -145,10 +146,6 @@ class GpuSampler:
     @property
     def running(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
-
-    @property
-    def thread_ident(self) -> int | None:
-        return self._thread.ident if self._thread else None
 
     # -- the thread ------------------------------------------------------------------------
 
@@ -208,9 +205,14 @@ class GpuSampler:
         try:
             readings = self.backend.read(self._indices or [])
         except Exception as e:  # report, keep the thread alive, try again next tick
-            log.warning("Reading the GPUs failed: %s", e)
+            if not self._read_failing:  # log the change, not every second of an outage
+                log.warning("Reading the GPUs failed: %s", e)
+            self._read_failing = True
             self._fail("error", with_detail(STATE_MESSAGES["error"], str(e)))
             return self.snapshot
+        if self._read_failing:
+            log.info("Reading the GPUs works again.")
+            self._read_failing = False
         self.history.add(now, readings)
         self._export(readings)  # before publishing: a client that sees a sample sees its metrics
         self.snapshot = self._publish("ok", "", now, readings)
