@@ -72,3 +72,17 @@ def resolve_container_user(configured: str, image_user: str, allow_root: bool) -
             "CUDADockerSpawner.allow_root = True if running as root is really intended."
         )
     return user
+
+
+DOCKER_SOCKETS = ("/var/run/docker.sock", "/run/docker.sock")
+
+
+def docker_socket_mounts(volumes: dict) -> list[str]:
+    """Host paths in a DockerSpawner `volumes` mapping that would hand over the engine.
+
+    The Docker socket is root on the host: a user container must never get it, whatever
+    a profile or the admin's volumes say.
+    """
+    return [
+        str(src) for src in volumes if any(str(src).rstrip("/").endswith(s) for s in DOCKER_SOCKETS)
+    ]

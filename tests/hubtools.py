@@ -166,7 +166,9 @@ c.JupyterHub.log_level = "DEBUG"
             CUDASPAWNER_TLS="0", CUDASPAWNER_INTERNAL_SSL="0", CUDASPAWNER_AUTH="shared-password"
         )
     hub_env.update(env or {})
-    return Hub(data_dir=data_dir, url=f"{scheme}://127.0.0.1:{port}/", admin_token=token, env=hub_env)
+    return Hub(
+        data_dir=data_dir, url=f"{scheme}://127.0.0.1:{port}/", admin_token=token, env=hub_env
+    )
 
 
 class Browser:

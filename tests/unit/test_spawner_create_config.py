@@ -88,3 +88,13 @@ async def test_root_container_user_is_refused_with_a_message(spawner):
     with pytest.raises(Exception, match="allow_root"):
         await spawner.create_object()
     assert not [c for c in spawner.calls if c[0] == "create_container"]
+
+
+async def test_a_profile_can_never_mount_the_docker_socket(spawner):
+    spawner.profiles = [
+        {"display_name": "Bad", "volumes": {"/var/run/docker.sock": "/var/run/docker.sock"}}
+    ]
+    spawner._settings = await SpawnSettings.for_spawner(spawner, {})
+    with pytest.raises(Exception, match="unsafe"):
+        await spawner.create_object()
+    assert not [c for c in spawner.calls if c[0] == "create_container"]
