@@ -97,6 +97,10 @@ def worker_command(python: str, expected_gpus: int | None, nccl_min_gpus: int = 
     ]
 
 
+def _lower_priority() -> None:
+    os.nice(19)
+
+
 def run_worker(
     python: str = sys.executable,
     timeout: float = 180.0,
@@ -118,6 +122,9 @@ def run_worker(
             text=True,
             env=env,
             start_new_session=True,  # its own process group, so a timeout can stop all of it
+            # The run at server start must not slow the server (or its neighbours on a busy
+            # host) getting ready: importing torch is seconds of CPU. Lowest CPU priority.
+            preexec_fn=_lower_priority,
         )
     except OSError as e:
         return WorkerOutcome(
