@@ -38,6 +38,9 @@ project)
   # language server to talk to in this image.
   "$py" -m pip uninstall -y -q rfc3987-syntax
   "$(dirname "$py")/jupyter" server extension disable --sys-prefix jupyter_lsp >/dev/null 2>&1
+  # No "get Jupyter news?" prompt that phones out of a site's network on first start.
+  "$(dirname "$py")/jupyter" labextension disable --level=sys_prefix \
+    "@jupyterlab/apputils-extension:announcements" >/dev/null 2>&1
   # Fail the build now, not at the first spawn, if something does not import.
   "$py" -c "import jupyterhub.singleuser, jupyterlab, notebook, nbextension"
   ;;
