@@ -18,8 +18,12 @@ if [ -f "$DATA/jupyterhub.pid" ] && kill -0 "$(cat "$DATA/jupyterhub.pid")" 2>/d
   kill "$(cat "$DATA/jupyterhub.pid")"; sleep 2
 fi
 log "starting JupyterHub (log: $DATA/jupyterhub.log)"
+# The hub logs to stderr. Its stdout carries only the first admin's generated password,
+# which must not land in the log: it goes to a 0600 file that is read once below and removed.
+first_start="$DATA/.first-start-output"
+(umask 077; : >"$first_start")
 (cd "$DATA" && CUDASPAWNER_DATA="$DATA" nohup "$VENV/bin/jupyterhub" -f "$repo/jupyterhub_config.py" \
-  >"$DATA/jupyterhub.log" 2>&1 & echo $! >"$DATA/jupyterhub.pid")
+  >>"$first_start" 2>"$DATA/jupyterhub.log" & echo $! >"$DATA/jupyterhub.pid")
 for _ in $(seq 60); do
   grep -q "JupyterHub is now running" "$DATA/jupyterhub.log" 2>/dev/null && break
   kill -0 "$(cat "$DATA/jupyterhub.pid")" 2>/dev/null || { tail -30 "$DATA/jupyterhub.log"; exit 1; }
@@ -27,11 +31,23 @@ for _ in $(seq 60); do
 done
 grep -q "JupyterHub is now running" "$DATA/jupyterhub.log" || { tail -30 "$DATA/jupyterhub.log"; exit 1; }
 url=$(grep -o "JupyterHub is now running at [^ ]*" "$DATA/jupyterhub.log" | tail -1 | awk '{print $NF}')
+password=$(grep -o "password: [^ ]*" "$first_start" | tail -1 | awk '{print $2}')
+rm -f "$first_start"
 cat <<MSG
 
-  JupyterHub is up: open ${url:-http://<this host>:8000/}
-  Log in as any user name with the password in $DATA/user-password
-  (user "admin" logs in with $DATA/admin-password and is an admin). Hub log: $DATA/jupyterhub.log
-  Stop: kill \$(cat $DATA/jupyterhub.pid)
+  JupyterHub is up: open ${url:-https://<this host>:8443/}
+  (the certificate is self-signed unless you gave your own: see the README's security section)
+MSG
+if [ -n "$password" ]; then
+  cat <<MSG
+  Log in as "admin" with the password generated on first start: $password
+  It is shown only now and stored only as a hash: change it at /hub/change-password.
+MSG
+else
+  echo "  Log in as \"admin\" with the password shown when the hub first started."
+fi
+cat <<MSG
+  Users sign up at /hub/signup; approve them at /hub/authorize.
+  Hub log: $DATA/jupyterhub.log   Stop: kill \$(cat $DATA/jupyterhub.pid)
 
 MSG
