@@ -115,12 +115,18 @@ class SpawnSettings:
 
 async def render_options_form(spawner: CUDADockerSpawner) -> str:
     """The spawn form: the user's profiles, their last choice, and GPUs free right now."""
-    from .form import FormTemplateError, ProfileAvailability, render_form
+    from .form import ProfileAvailability
 
     visible = await visible_profiles(spawner)
     host = GpuHost.for_spawner(spawner)
-    async with host.allocator.lock:
-        await host.ensure_rebuilt(spawner)
+    try:
+        async with host.allocator.lock:
+            await host.ensure_rebuilt(spawner)
+    except Exception as e:
+        # The form must still open (the engine may be back by the time the user clicks
+        # Start); free counts are then unknown rather than wrong.
+        spawner.log.warning("Could not read GPU assignments for the form: %s", e)
+        return _render(spawner, visible, None, None, host.total)
     free = host.allocator.free_count()
     availability = {}
     for p in visible:
@@ -135,7 +141,13 @@ async def render_options_form(spawner: CUDADockerSpawner) -> str:
         selected = validate_user_options(spawner.user_options or {}, visible)
     except Exception:  # a stale or refused earlier choice: preselect the default instead
         selected = None
-    args = (visible, selected, availability, host.total)
+    return _render(spawner, visible, selected, availability, host.total)
+
+
+def _render(spawner, visible, selected, availability, gpus_on_host: int) -> str:
+    from .form import FormTemplateError, render_form
+
+    args = (visible, selected, availability, gpus_on_host)
     try:
         return render_form(*args, template_path=spawner.options_form_template or None)
     except FormTemplateError as e:
