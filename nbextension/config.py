@@ -34,8 +34,8 @@ class GpuMonitor(Configurable):
         return value
 
     simulated_gpus = Unicode(
-        help=f"""Path of a JSON file describing the simulated GPUs (format in docs/gpu-api.md).
-        Defaults to the environment variable {SIMULATED_ENV}.""",
+        help=f"""Path of a JSON file describing the simulated GPUs (format: the README's
+        "Simulated GPUs"). Defaults to the environment variable {SIMULATED_ENV}.""",
     ).tag(config=True)
 
     @default("simulated_gpus")

@@ -1,6 +1,6 @@
 """A simulated GPU backend, described by a JSON document, for tests and demos without a GPU.
 
-The format is documented in docs/gpu-api.md ("Simulated GPUs"). In short::
+The format is documented in the README ("Simulated GPUs"). In short::
 
     {"driver_version": "550.54.15", "cuda_driver_version": "12.4",
      "init_error": null,              # or a state such as "driver_not_loaded"
