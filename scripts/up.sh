@@ -22,8 +22,12 @@ log "starting JupyterHub (log: $DATA/jupyterhub.log)"
 # which must not land in the log: it goes to a 0600 file that is read once below and removed.
 first_start="$DATA/.first-start-output"
 (umask 077; : >"$first_start")
-(cd "$DATA" && CUDASPAWNER_DATA="$DATA" nohup "$VENV/bin/jupyterhub" -f "$repo/jupyterhub_config.py" \
-  >>"$first_start" 2>"$DATA/jupyterhub.log" & echo $! >"$DATA/jupyterhub.pid")
+# setsid + nohup: the hub outlives this script and its terminal; $! is the hub's own pid.
+cd "$DATA"
+CUDASPAWNER_DATA="$DATA" setsid nohup "$VENV/bin/jupyterhub" -f "$repo/jupyterhub_config.py" \
+  </dev/null >>"$first_start" 2>"$DATA/jupyterhub.log" &
+echo $! >"$DATA/jupyterhub.pid"
+cd "$repo"
 for _ in $(seq 60); do
   grep -q "JupyterHub is now running" "$DATA/jupyterhub.log" 2>/dev/null && break
   kill -0 "$(cat "$DATA/jupyterhub.pid")" 2>/dev/null || { tail -30 "$DATA/jupyterhub.log"; exit 1; }
@@ -31,7 +35,8 @@ for _ in $(seq 60); do
 done
 grep -q "JupyterHub is now running" "$DATA/jupyterhub.log" || { tail -30 "$DATA/jupyterhub.log"; exit 1; }
 url=$(grep -o "JupyterHub is now running at [^ ]*" "$DATA/jupyterhub.log" | tail -1 | awk '{print $NF}')
-password=$(grep -o "password: [^ ]*" "$first_start" | tail -1 | awk '{print $2}')
+url=${url/:\/\/:/:\/\/$(hostname -f 2>/dev/null || hostname):}  # "https://:8443" -> a real host
+password=$(grep -o "password: [^ ]*" "$first_start" | tail -1 | awk '{print $2}' || true)
 rm -f "$first_start"
 cat <<MSG
 
