@@ -243,9 +243,6 @@ class CUDADockerSpawner(DockerSpawner):
 
         return options_from_form
 
-    def _gpu_host(self) -> GpuHost:
-        return GpuHost.for_spawner(self)
-
     # --- user options -----------------------------------------------------------------
     async def _run_apply_user_options(self, user_options: dict) -> None:
         # Validate before JupyterHub creates certificates or anything else for this spawn,
@@ -456,7 +453,7 @@ class CUDADockerSpawner(DockerSpawner):
                 self.object_id = ""
         except Exception as e:  # the engine may be the thing that failed
             self.log.warning("Could not remove the container of a failed start: %s", e)
-        self._gpu_host().release(self.server_key)
+        GpuHost.release_for(self.server_key)
 
     async def poll(self):
         try:
@@ -468,7 +465,7 @@ class CUDADockerSpawner(DockerSpawner):
             raise
         if status is not None:
             # The container is gone or stopped behind the hub's back: free its GPUs.
-            self._gpu_host().release(self.server_key)
+            GpuHost.release_for(self.server_key)
         return status
 
     async def stop(self, now: bool = False):
@@ -479,7 +476,7 @@ class CUDADockerSpawner(DockerSpawner):
                 self.clear_state()
         finally:
             self._forget_address()
-            self._gpu_host().release(self.server_key)
+            GpuHost.release_for(self.server_key)
 
     # --- internal TLS -------------------------------------------------------------------
     _planned: set[str] = set()  # addresses planned by this hub, not yet taken by a container

@@ -8,6 +8,7 @@ hub (re)start, so GPUs held by servers that outlived the hub are never handed ou
 
 from __future__ import annotations
 
+import asyncio
 from typing import TYPE_CHECKING
 
 from . import errors
@@ -29,23 +30,35 @@ class GpuHost:
         self._rebuilt = False
 
     @classmethod
-    def for_spawner(cls, spawner: CUDADockerSpawner) -> GpuHost:
-        """The hub's GpuHost, made from the spawner's configuration on first use."""
+    async def for_spawner(cls, spawner: CUDADockerSpawner) -> GpuHost:
+        """The hub's GpuHost, made from the spawner's configuration on first use.
+
+        Reading the inventory may call NVML (slow on a big host): it runs in a thread, never
+        on the hub's event loop.
+        """
         if cls._instance is None:
-            inventory = load_inventory(spawner.gpu_inventory, spawner.log)
-            allocator = GpuAllocator(
-                inventory,
-                policy=spawner.gpu_placement,
-                user_quota=spawner.gpu_quota_per_user,
-                group_quotas=dict(spawner.gpu_quota_per_group),
-                log=spawner.log,
-            )
-            cls._instance = cls(inventory, allocator, spawner.gpu_request_style)
-            spawner.log.info(
-                "GPU inventory: %s",
-                ", ".join(f"{g.id} ({g.name})" for g in inventory) or "none (CPU only)",
-            )
+            inventory = await asyncio.to_thread(load_inventory, spawner.gpu_inventory, spawner.log)
+            if cls._instance is None:  # another spawn may have finished first
+                allocator = GpuAllocator(
+                    inventory,
+                    policy=spawner.gpu_placement,
+                    user_quota=spawner.gpu_quota_per_user,
+                    group_quotas=dict(spawner.gpu_quota_per_group),
+                    log=spawner.log,
+                )
+                cls._instance = cls(inventory, allocator, spawner.gpu_request_style)
+                spawner.log.info(
+                    "GPU inventory: %s",
+                    ", ".join(f"{g.id} ({g.name})" for g in inventory) or "none (CPU only)",
+                )
         return cls._instance
+
+    @classmethod
+    def release_for(cls, server_key: str) -> None:
+        """Free what a server holds. Before the first spawn of this hub process there is no
+        table yet, hence nothing to free: it is built from the running containers later."""
+        if cls._instance is not None:
+            cls._instance.release(server_key)
 
     @classmethod
     def reset(cls) -> None:

@@ -75,7 +75,7 @@ class SpawnSettings:
     async def for_spawner(cls, spawner: CUDADockerSpawner, options: dict) -> SpawnSettings:
         """Validate `options` against the profiles this user may use (raises UserOptionsError)."""
         choice = validate_user_options(options, await visible_profiles(spawner))
-        if choice.gpus and GpuHost.for_spawner(spawner).total == 0:
+        if choice.gpus and (await GpuHost.for_spawner(spawner)).total == 0:
             # Profiles may offer GPUs on hosts that have none (a shared config); be plain.
             raise errors.user_error(
                 400, "This host has no GPUs to give; pick a profile with 0 GPUs (CPU only)."
@@ -85,7 +85,7 @@ class SpawnSettings:
     async def reserve_gpus(self, spawner: CUDADockerSpawner) -> None:
         if self.gpu_count == 0:
             return
-        host = GpuHost.for_spawner(spawner)
+        host = await GpuHost.for_spawner(spawner)
         self.gpus = await host.reserve(spawner, self.gpu_count)
         self.since = datetime.now(timezone.utc).isoformat(timespec="seconds")
         ids = ", ".join(g.id for g in self.gpus)
@@ -118,7 +118,7 @@ async def render_options_form(spawner: CUDADockerSpawner) -> str:
     from .form import ProfileAvailability
 
     visible = await visible_profiles(spawner)
-    host = GpuHost.for_spawner(spawner)
+    host = await GpuHost.for_spawner(spawner)
     try:
         async with host.allocator.lock:
             await host.ensure_rebuilt(spawner)
