@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import inspect
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timezone
 
 import docker.errors
 from dockerspawner import DockerSpawner
@@ -545,20 +544,7 @@ class CUDADockerSpawner(DockerSpawner):
             state["cudaspawner"] = self._settings.to_state()
         return state
 
-    def load_state(self, state: dict) -> None:
-        super().load_state(state)
-        saved = state.get("cudaspawner")
-        if saved:
-            self._saved_state = saved
-
-    def clear_state(self) -> None:
-        super().clear_state()
-        self._saved_state = None
-
     @property
     def server_key(self) -> str:
         """The allocator's key for this server: user name, plus the server name if named."""
         return f"{self.user.name}/{self.name}" if self.name else self.user.name
-
-    def started_at(self) -> str:
-        return datetime.now(timezone.utc).isoformat(timespec="seconds")
