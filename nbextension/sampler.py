@@ -35,7 +35,6 @@ class Snapshot:
     document: dict
     json_without_history: bytes
     json_with_history: bytes
-    readings: tuple[GpuReading, ...] = ()
 
 
 def _encode(document: dict, history_json: str | None) -> bytes:
@@ -244,5 +243,4 @@ class GpuSampler:
             document,
             _encode(document, None),
             _encode(document, self.history.to_json()),
-            tuple(readings),
         )

@@ -20,4 +20,4 @@ for module in torch pynvml; do
         echo "Note: $PYTHON cannot import $module; the check reports what that leaves." >&2
 done
 # The whole check stays well under 5 minutes: verification is capped at 240 s inside.
-exec timeout 290 "$PYTHON" -m nbextension.gpucheck "$@"
+exec timeout 290 "$PYTHON" -m tests.device.gpucheck "$@"

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from nbextension.gpucheck import compare, parse_smi_csv
+from tests.device.gpucheck import compare, parse_smi_csv
 
 REPO = Path(__file__).resolve().parents[2]
 GIB = 1 << 30

@@ -1,7 +1,8 @@
 """GPU verification: the real worker on this CPU-only machine, and every way a run can go wrong.
 
-The faults (timeout, crash, garbage output) are produced by the worker itself through the
-tests-only variable CUDASPAWNER_VERIFY_TEST_FAULT, so the driver's handling is shown for real.
+The faults (timeout, crash, garbage output) come from a stand-in worker interpreter
+(``faulty_python`` beside this file, set as ``verify_python``), so the server's handling is shown
+for real while the shipped worker carries no test switch.
 """
 
 from __future__ import annotations
@@ -12,14 +13,16 @@ import os
 import re
 import time
 from importlib.metadata import version
+from pathlib import Path
 
 import pytest
 from tornado.httpclient import HTTPClientError
 
 from nbextension.verify import parse_worker_output, run_worker, summarize
-from nbextension.verify_worker import PREFIX, TEST_FAULT_ENV
+from nbextension.verify_worker import PREFIX
 
 VERIFY = "api/gpu/v1/verify"
+FAULTY_PYTHON = str(Path(__file__).with_name("faulty_python"))
 VERIFY_KEYS = {
     "state", "started_at", "finished_at", "summary", "message", "checks", "versions",
     "next_run_allowed_at",
@@ -81,7 +84,9 @@ def test_worker_fails_cuda_check_when_gpus_are_assigned_but_cuda_sees_none():
     assert summarize(outcome.all_checks(), outcome.gpu_count)[0] == "fail"
 
 
-@pytest.mark.gpu_server(env={TEST_FAULT_ENV: "sleep"}, verify_timeout=1.0)
+@pytest.mark.gpu_server(
+    env={"FAULTY_WORKER": "sleep"}, verify_python=FAULTY_PYTHON, verify_timeout=1.0
+)
 async def test_worker_that_runs_past_the_timeout_is_stopped_and_reported(
     fetch_json, finished_verification, gpu_extension
 ):
@@ -98,7 +103,7 @@ async def test_worker_that_runs_past_the_timeout_is_stopped_and_reported(
         os.kill(pid, 0)  # the worker is gone, not left running
 
 
-@pytest.mark.gpu_server(env={TEST_FAULT_ENV: "crash"})
+@pytest.mark.gpu_server(env={"FAULTY_WORKER": "crash"}, verify_python=FAULTY_PYTHON)
 async def test_worker_crash_is_a_failed_check_with_its_last_message(
     fetch_json, finished_verification
 ):
@@ -111,7 +116,7 @@ async def test_worker_crash_is_a_failed_check_with_its_last_message(
     assert document["message"] == "1 of 1 checks failed: Verification process."
 
 
-@pytest.mark.gpu_server(env={TEST_FAULT_ENV: "garbage"})
+@pytest.mark.gpu_server(env={"FAULTY_WORKER": "garbage"}, verify_python=FAULTY_PYTHON)
 async def test_worker_output_without_results_is_a_failed_check(fetch_json, finished_verification):
     await fetch_json(VERIFY, method="POST", body="")
     document = await finished_verification(timeout=20)
@@ -120,7 +125,9 @@ async def test_worker_output_without_results_is_a_failed_check(fetch_json, finis
     assert "this is not what the driver expects" in reason
 
 
-@pytest.mark.gpu_server(env={TEST_FAULT_ENV: "garbage"}, verify_min_interval=60.0)
+@pytest.mark.gpu_server(
+    env={"FAULTY_WORKER": "garbage"}, verify_python=FAULTY_PYTHON, verify_min_interval=60.0
+)
 async def test_second_run_inside_the_interval_is_refused_with_429(
     jp_fetch, fetch_json, finished_verification
 ):
@@ -140,7 +147,9 @@ async def test_second_run_inside_the_interval_is_refused_with_429(
     assert after["started_at"] == done["started_at"]  # the refused request started nothing
 
 
-@pytest.mark.gpu_server(env={TEST_FAULT_ENV: "sleep"}, verify_timeout=30.0)
+@pytest.mark.gpu_server(
+    env={"FAULTY_WORKER": "sleep"}, verify_python=FAULTY_PYTHON, verify_timeout=30.0
+)
 async def test_run_while_one_is_running_is_refused_with_429(jp_fetch, fetch_json):
     assert (await fetch_json(VERIFY, method="POST", body=""))[0] == 202
     with pytest.raises(HTTPClientError) as raised:

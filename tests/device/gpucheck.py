@@ -1,6 +1,7 @@
 """Device-machine check: the extension's status and verification against a real GPU.
 
-Run by ``scripts/gpu-check.sh`` (``python -m nbextension.gpucheck``). It needs no jupyter_server,
+Run by ``scripts/gpu-check.sh`` (``python -m tests.device.gpucheck``); a developer's tool, not
+shipped in the wheel. It needs no jupyter_server,
 traitlets or prometheus_client: only the backend, sampler and verification modules, pynvml and
 torch. Steps:
 
@@ -8,7 +9,9 @@ torch. Steps:
 2. the sampler thread's CPU cost with the real driver at 1 Hz;
 3. the full verification worker on the GPU(s) (the NCCL all-reduce also on a single GPU), while
    the sampler records at 5 Hz, to show that it sees the load;
-4. one summary table. Exit status 0: all good; 1: something failed; 2: no GPU here.
+4. torch's own bfloat16 8192x8192 product timed in this process (CUDA events, median of 10 after
+   warm-up), against which the worker's TFLOP/s must be within 10 %;
+5. one summary table. Exit status 0: all good; 1: something failed; 2: no GPU here.
 """
 
 from __future__ import annotations
@@ -25,9 +28,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from .nvml import NvmlBackend
-from .sampler import GpuSampler
-from .verify import run_worker, summarize
+from nbextension.nvml import NvmlBackend
+from nbextension.sampler import GpuSampler
+from nbextension.verify import run_worker, summarize
 
 MIB = 1 << 20
 SMI_FIELDS = (
@@ -211,7 +214,9 @@ def load_rows(history: dict) -> tuple[list[Row], int]:
     return rows, problems
 
 
-def verification_step(expected: int | None, timeout: float, watch: bool) -> tuple[list[Row], int]:
+def verification_step(
+    expected: int | None, timeout: float, watch: bool
+) -> tuple[list[Row], int, list[dict]]:
     """Run the full verification (all-reduce even on one GPU) while the sampler watches."""
     watcher = GpuSampler(NvmlBackend(), interval=0.2, history_seconds=600, environ=os.environ)
     if watch:
@@ -234,6 +239,55 @@ def verification_step(expected: int | None, timeout: float, watch: bool) -> tupl
         more, seen = load_rows(history)
         rows += more
         problems += seen
+    return rows, problems, checks
+
+
+# The worker's figure must be the card's: within this share of a plain torch measurement.
+THROUGHPUT_TOLERANCE = 0.10
+
+
+def torch_reference_tflops(index: int, n: int = 8192) -> float:
+    """bfloat16 n x n matmul TFLOP/s as a PyTorch user measures it, with nothing of ours."""
+    import torch
+
+    device = torch.device("cuda", index)
+    a = torch.randn(n, n, device=device, dtype=torch.bfloat16)
+    b = torch.randn(n, n, device=device, dtype=torch.bfloat16)
+    with torch.cuda.device(device):
+        for _ in range(3):
+            a @ b
+        torch.cuda.synchronize()
+        times = []
+        for _ in range(10):
+            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            start.record()
+            a @ b
+            end.record()
+            end.synchronize()
+            times.append(start.elapsed_time(end))
+    times.sort()
+    median_ms = (times[4] + times[5]) / 2
+    return 2 * n**3 / (median_ms / 1e3) / 1e12
+
+
+def throughput_rows(checks: list[dict]) -> tuple[list[Row], int]:
+    """The worker's TFLOP/s per GPU against torch's own figure, measured right after."""
+    rows: list[Row] = []
+    problems = 0
+    for c in checks:
+        if not c["id"].endswith("_matmul_tflops") or c["status"] != "pass":
+            continue
+        index = int(c["id"].removeprefix("gpu").split("_")[0])
+        ours, reference = c["details"]["tflops"], torch_reference_tflops(index)
+        gap = abs(ours - reference) / reference
+        ok = gap <= THROUGHPUT_TOLERANCE
+        problems += not ok
+        detail = (
+            f"verification {ours:.0f} vs torch {reference:.0f} TFLOP/s "
+            f"({gap * 100:.1f}% apart, allowed {THROUGHPUT_TOLERANCE * 100:.0f}%) "
+            f"on {c['details'].get('gpu_name', '?')}"
+        )
+        rows.append([f"gpu{index} TFLOP/s vs torch", "pass" if ok else "fail", detail])
     return rows, problems
 
 
@@ -253,9 +307,13 @@ def main(argv: list[str] | None = None) -> int:
         summary += rows
         problems += more
     expected = len(status["gpus"]) if has_gpu else None
-    rows, more = verification_step(expected, args.verify_timeout, watch=has_gpu)
+    rows, more, checks = verification_step(expected, args.verify_timeout, watch=has_gpu)
     summary += rows
     problems += more
+    if has_gpu:
+        rows, more = throughput_rows(checks)
+        summary += rows
+        problems += more
 
     print("\n== Summary")
     print(_table(summary, ["item", "result", "detail"]))
