@@ -10,11 +10,22 @@ section), so the same file serves `scripts/up.sh` and the test suite.
 import os
 import secrets
 import socket
+import sys
 from pathlib import Path
 
 import docker
 
-from spawner.deployment import ensure_network, ensure_self_signed_cert, secret_file
+from spawner.deployment import (
+    NetworkProblem,
+    default_limits,
+    ensure_network,
+    ensure_self_signed_cert,
+    parse_cpu_limit,
+    parse_mem_limit,
+    restrict_host_access,
+    secret_file,
+    split_names,
+)
 
 c = get_config()  # noqa: F821  (provided by JupyterHub when it loads this file)
 
@@ -49,9 +60,22 @@ c.ConfigurableHTTPProxy.api_url = (
 c.ConfigurableHTTPProxy.auth_token = secret_file(data_dir / "proxy-token")
 c.CryptKeeper.keys = [secret_file(data_dir / "crypt-key")]
 # Containers reach the hub on their network's gateway; the hub listens there and nowhere else.
-gateway = os.environ.get("CUDASPAWNER_HUB_IP") or ensure_network(docker.from_env(), network)
+# The network keeps containers from reaching each other, and the host's firewall lets them
+# reach only the hub's port there (docs/threat-model.md).
+hub_port = int(os.environ.get("CUDASPAWNER_HUB_PORT", "8081"))
+gateway = os.environ.get("CUDASPAWNER_HUB_IP")
+if not gateway:
+    _docker = docker.from_env()
+    try:
+        gateway = ensure_network(_docker, network)
+    except NetworkProblem as e:
+        raise SystemExit(f"cudaspawner: {e}") from None
+    if _flag("CUDASPAWNER_HOST_FIREWALL", True):
+        _warning = restrict_host_access(_docker, network, [hub_port])
+        if _warning:
+            print(f"cudaspawner: WARNING: {_warning}", file=sys.stderr, flush=True)
 c.JupyterHub.hub_ip = gateway
-c.JupyterHub.hub_port = int(os.environ.get("CUDASPAWNER_HUB_PORT", "8081"))
+c.JupyterHub.hub_port = hub_port
 # Restarting the hub (an upgrade, a config change) must not kill users' running servers;
 # the hub finds them again and rebuilds its GPU table from their labels.
 c.JupyterHub.cleanup_servers = False
@@ -60,16 +84,26 @@ if tls:
     # The admin's certificate when given, else a self-signed one made on first start.
     cert, key = os.environ.get("CUDASPAWNER_SSL_CERT"), os.environ.get("CUDASPAWNER_SSL_KEY")
     if not (cert and key):
-        names = ["localhost", socket.getfqdn()]
-        names += [n for n in os.environ.get("CUDASPAWNER_PUBLIC_NAMES", "").split(",") if n]
-        cert_path, key_path, _ = ensure_self_signed_cert(data_dir, names, ["127.0.0.1"])
+        # This machine's names plus the admin's (host names or addresses), nothing else.
+        public = os.environ.get("CUDASPAWNER_PUBLIC_NAMES", "").split(",")
+        dns, ips = split_names(["localhost", socket.getfqdn(), "127.0.0.1", *public])
+        cert_path, key_path, _ = ensure_self_signed_cert(data_dir, dns, ips)
         cert, key = str(cert_path), str(key_path)
     c.JupyterHub.ssl_cert = cert
     c.JupyterHub.ssl_key = key
-    # Cookies only ever travel over TLS.
+    # Cookies only ever travel over TLS and never ride along on another site's requests
+    # (Lax: a link from elsewhere still opens the hub logged in; a form posted from
+    # elsewhere does not carry them). The browser must keep using HTTPS for a year, and
+    # hub pages can be neither framed (click-jacking) nor host plugins.
     c.JupyterHub.tornado_settings = {
-        "cookie_options": {"secure": True},
-        "xsrf_cookie_kwargs": {"secure": True},
+        "cookie_options": {"secure": True, "samesite": "Lax"},
+        "xsrf_cookie_kwargs": {"secure": True, "samesite": "Lax"},
+        "headers": {
+            "Strict-Transport-Security": "max-age=31536000",
+            "Content-Security-Policy": "frame-ancestors 'none'; object-src 'none'; base-uri 'self'",
+            "X-Content-Type-Options": "nosniff",
+            "Referrer-Policy": "same-origin",
+        },
     }
 
 if internal_ssl:
@@ -80,8 +114,11 @@ if internal_ssl:
 
 # --- login --------------------------------------------------------------------------------
 if auth == "native":
-    # Sign-up, admin approval, bcrypt-hashed passwords, lock-out after repeated failures.
-    # The first admin ("admin") is created on first start; its password is printed once.
+    # Sign-up, admin approval, bcrypt-hashed passwords, one user-name policy
+    # (spawner/usernames.py). After 5 failed logins from one address, that address waits
+    # 2 s, then 4 s, ... up to 600 s before trying that account again; other addresses are
+    # not slowed. The first admin ("admin") is created on first start; its password is
+    # printed once.
     c.JupyterHub.authenticator_class = "cuda-native"
     c.NativeAuthenticator.open_signup = False
     c.NativeAuthenticator.minimum_password_length = 10
@@ -91,7 +128,7 @@ if auth == "native":
     c.Authenticator.allow_all = True  # everyone the admin approved
 elif auth == "shared-password":
     # JupyterHub's own, for a quick trial: generated passwords in the data directory.
-    c.JupyterHub.authenticator_class = "shared-password"
+    c.JupyterHub.authenticator_class = "spawner.auth.CUDASharedPasswordAuthenticator"
     c.SharedPasswordAuthenticator.user_password = secret_file(
         data_dir / "user-password", lambda: secrets.token_urlsafe(12)
     )
@@ -110,6 +147,19 @@ c.DockerSpawner.use_internal_ip = True
 # Images are built on this host (images/build.sh); there is no registry to pull from.
 c.DockerSpawner.pull_policy = os.environ.get("CUDASPAWNER_PULL_POLICY", "never")
 c.Spawner.default_url = "/lab"
+# Every server gets a memory and CPU limit; a profile's own limits override these.
+# Default: half this host's memory and CPUs (CUDASPAWNER_MEM_LIMIT / CUDASPAWNER_CPU_LIMIT,
+# "none" for no limit).
+_default_mem, _default_cpu = default_limits(
+    os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"), os.cpu_count() or 1
+)
+try:
+    c.Spawner.mem_limit = parse_mem_limit(os.environ.get("CUDASPAWNER_MEM_LIMIT", _default_mem))
+    c.Spawner.cpu_limit = parse_cpu_limit(
+        os.environ.get("CUDASPAWNER_CPU_LIMIT", str(_default_cpu)), os.cpu_count() or 1
+    )
+except ValueError as e:
+    raise SystemExit(f"cudaspawner: {e}") from None
 c.Spawner.http_timeout = 60
 c.Spawner.start_timeout = 120
 

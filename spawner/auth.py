@@ -1,20 +1,187 @@
 """Login for the default deployment: NativeAuthenticator with a generated first admin.
 
-jupyterhub-nativeauthenticator gives sign-up, admin approval, bcrypt-hashed passwords and
-lock-out after repeated failures. What it lacks is a first admin: someone must sign up as
-the admin name before anyone else does. Here the admin account is created on first start
-with a generated password that is printed once on the console and stored only as a hash.
+jupyterhub-nativeauthenticator gives sign-up, admin approval and bcrypt-hashed passwords.
+What it lacks is a first admin: someone must sign up as the admin name before anyone else
+does. Here the admin account is created on first start with a generated password that is
+printed once on the console and stored only as a hash.
+
+Its pages and handlers are carried here, corrected (nativeauthenticator 1.3):
+
+- user names follow one policy (`spawner.usernames`) at sign-up, admin creation and login,
+  refused with a sentence saying what is allowed;
+- the approval page quotes and escapes user data (upstream writes the name into an
+  unquoted `id=` attribute, so a tab in a name starts an event handler in the admin's page);
+- approving and discarding are POST with `_xsrf` (upstream changes state on a GET, so any
+  link an admin opens can approve an account);
+- failed logins slow down per (user, source address) with a growing delay, instead of
+  locking the account for everyone after a few wrong passwords.
 """
 
 from __future__ import annotations
 
+import functools
+import ipaddress
 import secrets
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
 
+from jinja2 import ChoiceLoader, FileSystemLoader
+from jupyterhub.apihandlers.users import UserListAPIHandler
+from jupyterhub.authenticators.shared import SharedPasswordAuthenticator
+from jupyterhub.scopes import needs_scope
 from nativeauthenticator import NativeAuthenticator
 from nativeauthenticator import handlers as native_handlers
+from nativeauthenticator.orm import UserInfo
+from tornado import web
 from tornado.escape import url_escape
 from tornado.httputil import url_concat
-from traitlets import Bool, Unicode
+from traitlets import Bool, Float, Unicode
+
+from .usernames import username_problem
+
+TEMPLATES = Path(__file__).parent / "templates" / "native"
+
+
+# --- failed logins ---------------------------------------------------------------------------
+@dataclass
+class _Failures:
+    count: int
+    last: float
+
+
+class LoginThrottle:
+    """A growing delay after failed logins, per (user name, source address).
+
+    The first `free_failures` failures cost nothing; after that the pair must wait
+    `base_delay` seconds before its next try, doubling with each further failure up to
+    `max_delay`. A success clears the pair; a pair is forgotten `max(max_delay, 1 h)`
+    after its last failure. Other sources of the same user are never slowed, so nobody
+    can lock someone else out. Pure: the clock is injected.
+    """
+
+    def __init__(
+        self,
+        free_failures: int = 5,
+        base_delay: float = 2.0,
+        max_delay: float = 600.0,
+        clock: Callable[[], float] = time.monotonic,
+        max_entries: int = 100_000,
+    ) -> None:
+        self.free_failures = max(0, free_failures)
+        self.base_delay = max(0.0, base_delay)
+        self.max_delay = max(0.0, max_delay)
+        self.clock = clock
+        self.max_entries = max_entries
+        self._failures: dict[tuple[str, str], _Failures] = {}
+
+    @property
+    def forget_after(self) -> float:
+        return max(self.max_delay, 3600.0)
+
+    def delay_after(self, failures: int) -> float:
+        """Seconds a pair must wait after its `failures`-th consecutive failure."""
+        over = failures - self.free_failures
+        if over < 0:
+            return 0.0
+        return min(self.max_delay, self.base_delay * 2.0 ** min(over, 64))
+
+    def wait(self, user: str, source: str) -> float:
+        """Seconds before `user` may try again from `source` (0: now)."""
+        rec = self._failures.get((user, source))
+        if rec is None:
+            return 0.0
+        now = self.clock()
+        if now - rec.last > self.forget_after:
+            del self._failures[(user, source)]
+            return 0.0
+        return max(0.0, rec.last + self.delay_after(rec.count) - now)
+
+    def failed(self, user: str, source: str) -> None:
+        now = self.clock()
+        key = (user, source)
+        rec = self._failures.get(key)
+        if rec is None or now - rec.last > self.forget_after:
+            self._failures[key] = _Failures(1, now)
+            self._prune(now)
+        else:
+            rec.count += 1
+            rec.last = now
+
+    def succeeded(self, user: str, source: str) -> None:
+        self._failures.pop((user, source), None)
+
+    def _prune(self, now: float) -> None:
+        # Bounded memory whatever an attacker sends: drop expired pairs, then the oldest.
+        if len(self._failures) <= self.max_entries:
+            return
+        for key in [k for k, r in self._failures.items() if now - r.last > self.forget_after]:
+            del self._failures[key]
+        while len(self._failures) > self.max_entries:
+            del self._failures[min(self._failures, key=lambda k: self._failures[k].last)]
+
+
+def client_address(
+    handler: web.RequestHandler, is_local: Callable[[str], bool] | None = None
+) -> str:
+    """The address a login request came from, as seen by the hub's own proxy.
+
+    The proxy (configurable-http-proxy, on this host) appends the peer it saw to
+    X-Forwarded-For, so the last entry is trusted, but only when the request reached the
+    hub from an address of this host. Anything else (a container calling the hub's port
+    directly) is known by its own peer address: a client cannot pick its source by
+    sending a header. Tornado's `remote_ip` is not used because it prefers X-Real-Ip,
+    which the proxy passes through from the client unchanged.
+    """
+    request = handler.request
+    context = getattr(request.connection, "context", None)
+    address = getattr(context, "address", None)
+    peer = address[0] if isinstance(address, tuple) and address else request.remote_ip
+    forwarded = request.headers.get("X-Forwarded-For", "")
+    if forwarded and (is_local or is_host_address)(peer):
+        return forwarded.split(",")[-1].strip() or peer
+    return peer
+
+
+@functools.lru_cache(maxsize=256)
+def is_host_address(address: str) -> bool:
+    """Whether `address` belongs to this host: only then can it be bound to."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    if ip.is_loopback:
+        return True
+    family = socket.AF_INET6 if ip.version == 6 else socket.AF_INET
+    try:
+        with socket.socket(family, socket.SOCK_DGRAM) as s:
+            s.bind((address, 0))
+    except OSError:
+        return False
+    return True
+
+
+def login_wait_message(wait: float) -> str:
+    seconds = max(1, round(wait + 0.49))
+    unit = "second" if seconds == 1 else "seconds"
+    return (
+        f"Too many failed logins for this account from your address: try again in "
+        f"{seconds} {unit}. Other addresses are not affected."
+    )
+
+
+# --- handlers ------------------------------------------------------------------------------
+class _CarriedTemplates(native_handlers.LocalBase):
+    """Puts spawner/templates/native first in the hub's template search path (once)."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        env = self.settings["jinja2_env"]
+        if not getattr(env, "_cudaspawner_native", False):
+            env.loader = ChoiceLoader([FileSystemLoader(str(TEMPLATES)), env.loader])
+            env._cudaspawner_native = True
 
 
 class NativeLoginHandler(native_handlers.LoginHandler):
@@ -22,7 +189,8 @@ class NativeLoginHandler(native_handlers.LoginHandler):
 
     nativeauthenticator 1.3 still calls `self.statsd` (gone from JupyterHub 5) and its
     `_render` does not take JupyterHub's `sync` argument, so every login ends in HTTP 500.
-    This keeps its page and messages, on JupyterHub's current handler API.
+    This keeps its page and messages, on JupyterHub's current handler API, and says why a
+    login was refused: a name the policy does not allow, or a delay after failed tries.
     """
 
     def _render(self, login_error=None, username=None, **kwargs):
@@ -48,25 +216,162 @@ class NativeLoginHandler(native_handlers.LoginHandler):
             for arg in self.request.body_arguments
             if arg != "_xsrf"
         }
+        username = data.get("username", "")
+        name = self.authenticator.normalize_username(username)
+        problem = username_problem(name)
+        if problem:
+            self.set_status(403)
+            self.finish(await self._render(login_error=problem, username=username))
+            return
         user = await self.login_user(data)
         if user:
             self._jupyterhub_user = user
             self.redirect(self.get_next_url(user))
             return
-        username = data.get("username", "")
         error = "Invalid username or password."
-        info = self.authenticator.get_user(username) if username else None
-        if info is not None and not info.is_authorized:
+        wait = self.authenticator.login_wait(name, client_address(self))
+        info = self.authenticator.get_user(name)
+        if wait > 0:
+            error = login_wait_message(wait)
+        elif info is not None and not info.is_authorized:
             if info.is_valid_password(data.get("password", "")):
-                error = f"User {username} has not been authorized by an administrator yet."
-        elif self.authenticator.is_blocked(self.authenticator.normalize_username(username)):
-            error = "Too many failed attempts: this account is locked for a while."
+                error = f"User {name} has not been authorized by an administrator yet."
         self.set_status(403)
         self.finish(await self._render(login_error=error, username=username))
 
 
-class CUDANativeAuthenticator(NativeAuthenticator):
-    """NativeAuthenticator that creates the first admin account itself."""
+class SignUpHandler(_CarriedTemplates, native_handlers.SignUpHandler):
+    """Sign-up that refuses a name outside the policy with the policy's own sentence."""
+
+    async def post(self):
+        if not self.authenticator.enable_signup:
+            raise web.HTTPError(404)
+        name = self.authenticator.normalize_username(
+            self.get_body_argument("username", "", strip=False)
+        )
+        problem = username_problem(name)
+        if problem is None:
+            await super().post()
+            return
+        self.set_status(400)
+        html = await self.render_template(
+            "signup.html",
+            ask_email=self.authenticator.ask_email_on_signup,
+            result_message=problem,
+            alert="alert-danger",
+            two_factor_auth=self.authenticator.allow_2fa,
+            recaptcha_key=self.authenticator.recaptcha_key,
+            tos=self.authenticator.tos,
+        )
+        self.finish(html)
+
+
+class AuthorizationAreaHandler(_CarriedTemplates):
+    """The admin's list of accounts (/hub/authorize): every user datum quoted and escaped,
+    every change a POST form carrying `_xsrf`."""
+
+    @needs_scope("admin:users")
+    async def get(self):
+        users = self.db.query(UserInfo).order_by(UserInfo.id).all()
+        html = await self.render_template(
+            "cudaspawner-authorize.html",
+            ask_email=self.authenticator.ask_email_on_signup,
+            users=users,
+            problems={u.username: username_problem(u.username) for u in users},
+        )
+        self.finish(html)
+
+
+class AuthorizeHandler(_CarriedTemplates):
+    """POST /hub/authorize/<name> with action=authorize|unauthorize. No GET: a link can
+    change nothing, and the hub's XSRF check applies to every POST."""
+
+    @needs_scope("admin:users")
+    async def post(self, name: str):
+        action = self.get_body_argument("action", "")
+        if action not in ("authorize", "unauthorize"):
+            raise web.HTTPError(400, "Say action=authorize or action=unauthorize.")
+        info = self.authenticator.get_user(name)
+        if info is None:
+            raise web.HTTPError(404, f"There is no sign-up for {name!r}.")
+        if action == "authorize":
+            problem = username_problem(info.username)
+            if problem:
+                raise web.HTTPError(400, f"Cannot authorize this account: {problem}")
+        if info.is_authorized != (action == "authorize"):
+            UserInfo.change_authorization(self.db, info.username)
+            self.log.info("%s %sd %s", self.current_user.name, action, info.username)
+        self.redirect(self.hub.base_url + "authorize", status=303)
+
+
+class DiscardHandler(_CarriedTemplates):
+    """POST /hub/discard/<name>: delete a sign-up that was not authorized. No GET."""
+
+    @needs_scope("admin:users")
+    async def post(self, name: str):
+        info = self.authenticator.get_user(name)
+        if info is not None and not info.is_authorized:
+            username = info.username
+            self.authenticator.delete_user(type("User", (), {"name": username}))
+            if self.users.get(username) is not None:
+                self.users.delete(username)
+            self.log.info("%s discarded the sign-up of %s", self.current_user.name, username)
+        self.redirect(self.hub.base_url + "authorize", status=303)
+
+
+class UserCreationAPIHandler(UserListAPIHandler):
+    """POST /hub/api/users (the admin page's "Add users") with the policy's sentence.
+
+    JupyterHub refuses a name that `validate_username` rejects with only "Invalid
+    username: <name>"; this says what is allowed first, then lets JupyterHub create them.
+    """
+
+    @needs_scope("admin:users")
+    async def post(self):
+        data = self.get_json_body()
+        names = data.get("usernames") if isinstance(data, dict) else None
+        if isinstance(names, list):
+            for name in names:
+                if not isinstance(name, str):
+                    raise web.HTTPError(400, "User names must be strings.")
+                problem = username_problem(self.authenticator.normalize_username(name))
+                if problem:
+                    raise web.HTTPError(400, f"Cannot create {name!r}: {problem}")
+        await super().post()
+
+
+# --- authenticators ----------------------------------------------------------------------------
+class UsernamePolicy:
+    """Mixin for an Authenticator: the one user-name policy (`spawner.usernames`)."""
+
+    def validate_username(self, username: str) -> bool:
+        return super().validate_username(username) and username_problem(username) is None
+
+    def get_handlers(self, app):
+        return [*super().get_handlers(app), (r"/api/users", UserCreationAPIHandler)]
+
+
+class CUDASharedPasswordAuthenticator(UsernamePolicy, SharedPasswordAuthenticator):
+    """JupyterHub's shared-password login (quick trials) under the same user-name policy."""
+
+
+_NATIVE_REPLACEMENTS = {
+    native_handlers.LoginHandler: NativeLoginHandler,
+    native_handlers.SignUpHandler: SignUpHandler,
+    native_handlers.AuthorizationAreaHandler: AuthorizationAreaHandler,
+    native_handlers.ToggleAuthorizationHandler: AuthorizeHandler,
+    native_handlers.DiscardHandler: DiscardHandler,
+}
+
+
+class CUDANativeAuthenticator(UsernamePolicy, NativeAuthenticator):
+    """NativeAuthenticator that creates the first admin account itself, under the
+    user-name policy, with corrected pages and a per-source login throttle.
+
+    `allowed_failed_logins` is the number of free failures per (user, source address) and
+    `seconds_before_next_try` the longest delay; nobody's account is ever locked for
+    everyone.
+    """
 
     first_admin = Unicode(
         "admin",
@@ -80,18 +385,53 @@ class CUDANativeAuthenticator(NativeAuthenticator):
         help="Print the generated first-admin password on the console once. It is stored "
         "only as a bcrypt hash; change it at /hub/change-password after logging in.",
     )
+    login_delay_base = Float(
+        2.0,
+        config=True,
+        help="Seconds a (user, source address) pair waits after its first failed login "
+        "beyond `allowed_failed_logins`; each further failure doubles it, up to "
+        "`seconds_before_next_try`.",
+    )
 
     def get_handlers(self, app):
         return [
-            (path, NativeLoginHandler if handler is native_handlers.LoginHandler else handler)
+            (path, _NATIVE_REPLACEMENTS.get(handler, handler))
             for path, handler in super().get_handlers(app)
         ]
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
+        self.throttle = LoginThrottle(
+            free_failures=self.allowed_failed_logins,
+            base_delay=self.login_delay_base,
+            max_delay=self.seconds_before_next_try,
+        )
         if self.first_admin:
             self.admin_users = set(self.admin_users) | {self.first_admin}
             self._create_first_admin()
+
+    # The per-account lock of NativeAuthenticator is replaced by the throttle.
+    def is_blocked(self, username: str) -> bool:
+        return False
+
+    def add_login_attempt(self, username: str) -> None:
+        return None
+
+    def login_wait(self, name: str, source: str) -> float:
+        return self.throttle.wait(name, source)
+
+    async def authenticate(self, handler, data):
+        name = self.normalize_username(data.get("username", ""))
+        source = client_address(handler)
+        if self.throttle.wait(name, source) > 0:
+            self.log.warning("Login for %r from %s refused: waiting after failures", name, source)
+            return None
+        result = await super().authenticate(handler, data)
+        if result is None:
+            self.throttle.failed(name, source)
+        else:
+            self.throttle.succeeded(name, source)
+        return result
 
     def _create_first_admin(self) -> None:
         if self.user_exists(self.first_admin):

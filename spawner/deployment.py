@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime
 import ipaddress
 import os
+import re
 import secrets
 import stat
 from collections.abc import Callable, Iterable
@@ -28,32 +29,63 @@ def secret_file(path: Path, make: Callable[[], str] = lambda: secrets.token_hex(
     return path.read_text().strip()
 
 
+def split_names(names: Iterable[str]) -> tuple[list[str], list[str]]:
+    """(DNS names, IP addresses) from names an admin gave, without duplicates, in order.
+
+    An address must become an IP entry of the certificate: as a DNS entry a browser
+    would not accept it for https://<address>/.
+    """
+    dns: list[str] = []
+    ips: list[str] = []
+    for raw in names:
+        name = raw.strip()
+        if not name:
+            continue
+        try:
+            ip = str(ipaddress.ip_address(name.strip("[]")))
+        except ValueError:
+            if name.lower() not in dns:
+                dns.append(name.lower())
+        else:
+            if ip not in ips:
+                ips.append(ip)
+    return dns, ips
+
+
 def ensure_self_signed_cert(
     directory: Path, hostnames: Iterable[str] = ("localhost",), ips: Iterable[str] = ("127.0.0.1",)
 ) -> tuple[Path, Path, bool]:
     """(cert, key, created): a self-signed certificate for the hub's public port.
 
-    Generated with `cryptography` on first start (EC P-256, one year, SANs for the given
-    names and addresses); the key is written 0600. Replace both files with your own to use a
-    real certificate; they are only generated when missing.
+    Generated with `cryptography` (EC P-256, one year) for exactly the given names and
+    addresses, as an end-entity certificate: `CA:FALSE`, key usage digitalSignature,
+    extended key usage serverAuth only, so its key cannot sign certificates for other
+    names. The key is written 0600. Generated when missing, and again when the file is a
+    self-signed certificate that no longer fits (other names, a CA, no serverAuth, or
+    expiring within 30 days), such as one made by an older cudaspawner. To use your own
+    certificate, point CUDASPAWNER_SSL_CERT / CUDASPAWNER_SSL_KEY at it.
     """
-    cert_path, key_path = directory / "hub-cert.pem", directory / "hub-key.pem"
-    if cert_path.exists() and key_path.exists():
-        return cert_path, key_path, False
-
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-    hostnames, ips = list(hostnames), list(ips)
+    dns, addresses = split_names([*hostnames, *ips])
+    cert_path, key_path = directory / "hub-cert.pem", directory / "hub-key.pem"
+    if (
+        cert_path.exists()
+        and key_path.exists()
+        and cert_fits(cert_path.read_bytes(), dns, addresses)
+    ):
+        return cert_path, key_path, False
+
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name(
-        [x509.NameAttribute(NameOID.COMMON_NAME, hostnames[0] if hostnames else "hub")]
+        [x509.NameAttribute(NameOID.COMMON_NAME, (dns or addresses or ["hub"])[0][:64])]
     )
     now = datetime.datetime.now(datetime.timezone.utc)
-    sans = [x509.DNSName(h) for h in hostnames] + [
-        x509.IPAddress(ipaddress.ip_address(i)) for i in ips
+    sans = [x509.DNSName(h) for h in dns] + [
+        x509.IPAddress(ipaddress.ip_address(i)) for i in addresses
     ]
     cert = (
         x509.CertificateBuilder()
@@ -64,7 +96,23 @@ def ensure_self_signed_cert(
         .not_valid_before(now - datetime.timedelta(minutes=5))
         .not_valid_after(now + datetime.timedelta(days=365))
         .add_extension(x509.SubjectAlternativeName(sans), critical=False)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=False,
+                crl_sign=False,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
         .sign(key, hashes.SHA256())
     )
     key_bytes = key.private_bytes(
@@ -75,19 +123,70 @@ def ensure_self_signed_cert(
     fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, stat.S_IRUSR | stat.S_IWUSR)
     with os.fdopen(fd, "wb") as f:
         f.write(key_bytes)
+    if key_path.stat().st_mode & 0o077:  # an older file keeps its mode through O_TRUNC
+        key_path.chmod(0o600)
     cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     return cert_path, key_path, True
 
 
+def cert_fits(pem: bytes, dns: list[str], addresses: list[str]) -> bool:
+    """Whether an existing hub certificate can stay: anything not self-signed is the
+    admin's own and always stays; a self-signed one must be exactly what we would make."""
+    from cryptography import x509
+    from cryptography.x509.oid import ExtendedKeyUsageOID
+
+    try:
+        cert = x509.load_pem_x509_certificate(pem)
+    except ValueError:
+        return True  # not ours to judge: leave the admin's file alone
+    if cert.issuer != cert.subject:
+        return True
+    ext = cert.extensions
+    try:
+        if ext.get_extension_for_class(x509.BasicConstraints).value.ca:
+            return False
+        usages = ext.get_extension_for_class(x509.ExtendedKeyUsage).value
+        san = ext.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        return False
+    if list(usages) != [ExtendedKeyUsageOID.SERVER_AUTH]:
+        return False
+    have_dns = sorted(n.lower() for n in san.get_values_for_type(x509.DNSName))
+    have_ips = sorted(str(i) for i in san.get_values_for_type(x509.IPAddress))
+    if have_dns != sorted(dns) or have_ips != sorted(addresses):
+        return False
+    soon = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(days=30)
+    return cert.not_valid_after_utc > soon
+
+
 NETWORK_LABEL = "org.cudaspawner.network"
+# Docker's bridge option that stops traffic between containers of the network.
+ICC_OPTION = "com.docker.network.bridge.enable_icc"
+NETWORK_OPTIONS = {ICC_OPTION: "false"}
+
+
+class NetworkProblem(RuntimeError):
+    """The users' network cannot be used as it is; `str(e)` says what to do."""
+
+
+def isolating(attrs: dict) -> bool:
+    """Whether a network (its `docker network inspect` data) blocks container-to-container
+    traffic."""
+    return str((attrs.get("Options") or {}).get(ICC_OPTION, "true")).lower() == "false"
 
 
 def ensure_network(client, name: str) -> str:
     """The gateway address of the user containers' bridge network, made if missing.
 
-    The network gets an explicit subnet (the one Docker would have picked): Docker only
-    lets a container have a planned address, which internal TLS needs, on a network whose
-    subnet was configured by the user.
+    The network keeps containers from reaching each other (`enable_icc=false`); the host,
+    where the hub and the proxy run, still reaches every container. It gets an explicit
+    subnet (the one Docker would have picked): Docker only lets a container have a planned
+    address, which internal TLS needs, on a network whose subnet was configured by the user.
+
+    A network of that name that cudaspawner did not create is never touched: the hub
+    stops with a message. One that an older cudaspawner created without isolation is
+    recreated when no container is attached, else the hub stops with a message saying
+    which containers to stop.
     """
     import docker.errors
     import docker.types
@@ -96,11 +195,27 @@ def ensure_network(client, name: str) -> str:
         net = client.networks.get(name)
     except docker.errors.NotFound:
         net = None
-    if net is not None and NETWORK_LABEL not in (net.attrs.get("Labels") or {}):
-        if net.attrs.get("Containers"):
-            return net.attrs["IPAM"]["Config"][0]["Gateway"]  # in use: leave it alone
-        net.remove()
-        net = None
+    if net is not None:
+        if NETWORK_LABEL not in (net.attrs.get("Labels") or {}):
+            raise NetworkProblem(
+                f"The Docker network {name!r} exists but was not created by cudaspawner, so it "
+                "is left alone. Set CUDASPAWNER_NETWORK to another name, or remove that "
+                f"network (docker network rm {name}) if nothing needs it."
+            )
+        if not isolating(net.attrs):
+            attached = sorted(
+                c.get("Name", cid[:12]) for cid, c in (net.attrs.get("Containers") or {}).items()
+            )
+            if attached:
+                raise NetworkProblem(
+                    f"The Docker network {name!r} was made by an older cudaspawner and lets "
+                    "containers reach each other. It is recreated with isolation once no "
+                    f"container is attached; still attached: {', '.join(attached)}. Stop "
+                    "those servers (docker stop <name>), then start the hub again."
+                )
+            _drop_chain(bridge_name(net.attrs))
+            net.remove()
+            net = None
     if net is None:
         probe = client.networks.create(name, driver="bridge")
         probe.reload()
@@ -110,6 +225,146 @@ def ensure_network(client, name: str) -> str:
         ipam = docker.types.IPAMConfig(
             pool_configs=[docker.types.IPAMPool(subnet=subnet, gateway=gateway)]
         )
-        net = client.networks.create(name, driver="bridge", ipam=ipam, labels={NETWORK_LABEL: "1"})
+        try:
+            net = client.networks.create(
+                name,
+                driver="bridge",
+                ipam=ipam,
+                options=NETWORK_OPTIONS,
+                labels={NETWORK_LABEL: "1"},
+            )
+        except docker.errors.APIError as e:
+            # Another hub (or test) made it between our look and our create: use theirs.
+            if e.status_code != 409:
+                raise
+            net = client.networks.get(name)
         net.reload()
     return net.attrs["IPAM"]["Config"][0]["Gateway"]
+
+
+# --- what containers may reach on the host -----------------------------------------------------
+def bridge_name(attrs: dict) -> str:
+    """The host interface of a bridge network (Docker's default: br-<12 hex of its id>)."""
+    return (attrs.get("Options") or {}).get("com.docker.network.bridge.name") or (
+        "br-" + attrs["Id"][:12]
+    )
+
+
+def chain_name(bridge: str) -> str:
+    # iptables chain names have at most 28 characters; "CUDASPAWNER-br-<12 hex>" has 27.
+    return f"CUDASPAWNER-{bridge}"[:28]
+
+
+def host_input_rules(bridge: str, ports: Iterable[int]) -> list[list[str]]:
+    """The iptables rules (arguments after `iptables -w`) that let containers on `bridge`
+    reach the host only on `ports` (TCP: the hub's API) and its DNS resolver.
+
+    Each rule is given as the arguments of a check (`-C`); `apply_host_rules` turns the
+    missing ones into inserts or appends, so the rules of several hubs sharing one network
+    (the test suite) add up instead of replacing each other. Replies to connections the
+    host opened (the hub and proxy talking to servers) are let through first; everything
+    else from the containers to the host is rejected, so it fails at once rather than
+    hanging.
+    """
+    chain = chain_name(bridge)
+    accept = [
+        [chain, "-m", "conntrack", "--ctstate", "ESTABLISHED,RELATED", "-j", "ACCEPT"],
+        *([chain, "-p", "tcp", "--dport", str(int(p)), "-j", "ACCEPT"] for p in ports),
+        [chain, "-p", "udp", "--dport", "53", "-j", "ACCEPT"],
+        [chain, "-p", "tcp", "--dport", "53", "-j", "ACCEPT"],
+    ]
+    return [["INPUT", "-i", bridge, "-j", chain], *accept, [chain, "-j", "REJECT"]]
+
+
+def apply_host_rules(rules: list[list[str]], run: Callable[[list[str]], int]) -> None:
+    """Make sure each rule is present: the jump and accepts go first, the reject last."""
+    chain = rules[-1][0]
+    run(["-N", chain])  # fails harmlessly when it exists
+    *firsts, last = rules
+    for rule in reversed(firsts):
+        if run(["-C", *rule]) != 0:
+            if run(["-I", rule[0], "1", *rule[1:]]) != 0:
+                raise OSError(f"iptables could not add: {' '.join(rule)}")
+    if run(["-C", *last]) != 0 and run(["-A", *last]) != 0:
+        raise OSError(f"iptables could not add: {' '.join(last)}")
+
+
+def _iptables(args: list[str]) -> int:
+    import subprocess
+
+    done = subprocess.run(["iptables", "-w", *args], capture_output=True, check=False)
+    return done.returncode
+
+
+def _drop_chain(bridge: str) -> None:
+    """Remove the rules of a bridge that is about to go away (best effort)."""
+    chain = chain_name(bridge)
+    try:
+        _iptables(["-D", "INPUT", "-i", bridge, "-j", chain])
+        _iptables(["-F", chain])
+        _iptables(["-X", chain])
+    except OSError:
+        pass
+
+
+def restrict_host_access(client, name: str, ports: Iterable[int]) -> str | None:
+    """Let containers on network `name` reach the host only on `ports` (and DNS).
+
+    Returns None when the rules are in place, else one sentence saying why not (no
+    iptables, not root), for the hub to log as a warning.
+    """
+    bridge = bridge_name(client.networks.get(name).attrs)
+    rules = host_input_rules(bridge, ports)
+    try:
+        if _iptables(["-S", "INPUT"]) != 0:
+            raise PermissionError("iptables -S INPUT failed")
+        apply_host_rules(rules, _iptables)
+    except OSError as e:
+        return (
+            f"Containers on the network {name!r} can reach every port this host listens on "
+            f"from {bridge}: could not set iptables rules ({e}). Run the hub as root with "
+            "iptables installed, or firewall that interface yourself."
+        )
+    return None
+
+
+# --- default memory and CPU limits ---------------------------------------------------------------
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)b?\s*$", re.IGNORECASE)
+_NONE = ("none", "off", "unlimited", "0")
+
+
+def default_limits(mem_bytes: int, cpus: int) -> tuple[str, float]:
+    """Site defaults when the admin sets none: half the host's memory (whole GiB, at
+    least 1G) and half its CPUs (at least 1), so one server can never starve the hub or
+    take the whole machine."""
+    gib = max(1, mem_bytes // (2 * 1024**3))
+    return f"{gib}G", float(max(1, cpus // 2))
+
+
+def parse_mem_limit(value: str) -> str | None:
+    """A memory limit from an environment variable: "8G", "512M", "none" (no limit)."""
+    if value.strip().lower() in _NONE:
+        return None
+    m = _SIZE.match(value)
+    if not m or float(m.group(1)) <= 0:
+        raise ValueError(
+            f"CUDASPAWNER_MEM_LIMIT={value!r} is not a memory size: use a number with K, M, "
+            "G or T (such as 8G or 512M), or 'none' for no limit."
+        )
+    return f"{m.group(1)}{m.group(2).upper()}"
+
+
+def parse_cpu_limit(value: str, host_cpus: int) -> float | None:
+    """A CPU limit from an environment variable: "2", "0.5", "none" (no limit)."""
+    if value.strip().lower() in _NONE:
+        return None
+    try:
+        cpus = float(value)
+    except ValueError:
+        cpus = -1.0
+    if not 0 < cpus <= host_cpus:
+        raise ValueError(
+            f"CUDASPAWNER_CPU_LIMIT={value!r} must be a number of CPUs above 0 and at most "
+            f"this host's {host_cpus} (such as 2 or 0.5), or 'none' for no limit."
+        )
+    return cpus

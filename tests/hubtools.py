@@ -21,6 +21,7 @@ from urllib.parse import urlparse
 
 import docker
 import requests
+import requests.adapters
 
 REPO = Path(__file__).resolve().parents[1]
 VENV_BIN = Path(sys.executable).parent
@@ -171,15 +172,35 @@ c.JupyterHub.log_level = "DEBUG"
     )
 
 
-class Browser:
-    """A cookie-keeping HTTP client that logs in through the hub's HTML form, like a person."""
+class SourceAddressAdapter(requests.adapters.HTTPAdapter):
+    """Connects from a chosen local address (e.g. 127.0.0.2), to be another client."""
 
-    def __init__(self, hub: Hub) -> None:
+    def __init__(self, source: str, **kw) -> None:
+        self.source = source
+        super().__init__(**kw)
+
+    def init_poolmanager(self, *args, **kw):
+        kw["source_address"] = (self.source, 0)
+        return super().init_poolmanager(*args, **kw)
+
+
+class Browser:
+    """A cookie-keeping HTTP client that logs in through the hub's HTML form, like a person.
+
+    `source_address` makes it connect from that local address (any of 127.0.0.0/8), so a
+    test can be two different clients of the same hub.
+    """
+
+    def __init__(self, hub: Hub, source_address: str | None = None) -> None:
         self.hub = hub
         self.session = requests.Session()
         # REQUESTS_CA_BUNDLE in the environment would override session.verify.
         self.session.trust_env = False
         self.session.verify = hub.verify
+        if source_address:
+            adapter = SourceAddressAdapter(source_address)
+            self.session.mount("http://", adapter)
+            self.session.mount("https://", adapter)
 
     def get(self, path: str, **kw) -> requests.Response:
         return self.session.get(self.hub.url + path.lstrip("/"), timeout=60, **kw)
