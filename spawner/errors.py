@@ -36,6 +36,15 @@ def missing_image(image: str) -> web.HTTPError:
     )
 
 
+def is_missing_image(exc: BaseException) -> bool:
+    """True for the engine's "no such image" (docker-py's ImageNotFound, or a 404)."""
+    import docker.errors
+
+    if not isinstance(exc, docker.errors.APIError):
+        return False
+    return exc.status_code == 404 or "not found" in str(exc).lower()
+
+
 def is_engine_unreachable(exc: BaseException) -> bool:
     """True for the errors docker-py raises when it cannot talk to the engine at all."""
     # Imported here so this module stays importable (and testable) without docker-py.
@@ -61,3 +70,13 @@ def explain_start_failure(text: str) -> str | None:
     if "cdi" in lowered and ("unresolvable" in lowered or "not registered" in lowered):
         return NO_GPU_RUNTIME
     return None
+
+
+def start_failure(exc: BaseException) -> web.HTTPError | None:
+    """The sentence a failed start shows its user, or None for an error we cannot explain."""
+    if isinstance(exc, web.HTTPError):
+        return exc
+    if is_engine_unreachable(exc):
+        return user_error(503, ENGINE_DOWN)
+    explained = explain_start_failure(str(exc))
+    return user_error(400, explained) if explained else None

@@ -14,22 +14,26 @@ select is read; plain `gpus` is accepted too (query strings, admin templates).
 from __future__ import annotations
 
 import functools
+import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import jinja2
 
-from .profiles import Choice, Profile, UserOptionsError, default_profile, parse_gpu_count
+from .profiles import Profile, default_profile
+from .user_options import Choice, UserOptionsError, parse_gpu_count, validate_user_options
 
 __all__ = [
     "FormTemplateError",
     "GpuOption",
     "ProfileAvailability",
     "ProfileCard",
+    "SiteLimits",
     "build_cards",
     "options_from_form",
     "render_form",
+    "spawn_form",
 ]
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -73,6 +77,10 @@ class ProfileCard:
     hidden_gpus: int | None  # posted as a hidden field (CPU-only host, choice includes 0)
     free: int | None
     total: int | None
+    mem_limit: str | None = (
+        None  # the limit this card's server gets: the profile's, else the site's
+    )
+    cpu_limit: str | None = None
 
     @property
     def slug(self) -> str:
@@ -97,18 +105,38 @@ def _gpus_label(n: int) -> str:
     return f"{n} GPU" if n == 1 else f"{n} GPUs"
 
 
+def memory_label(value: int | str | None) -> str | None:
+    """A memory limit for people: '32G' as written, bytes in the largest exact unit."""
+    if value is None or isinstance(value, str):
+        return value
+    for unit, size in (("T", 1024**4), ("G", 1024**3), ("M", 1024**2), ("K", 1024)):
+        if value and value % size == 0:
+            return f"{value // size}{unit}"
+    return f"{value} bytes"
+
+
+@dataclass(frozen=True)
+class SiteLimits:
+    """The site's own limits (DockerSpawner's `mem_limit`, `cpu_limit`), shown where a
+    profile sets none."""
+
+    mem_limit: int | str | None = None
+    cpu_limit: float | None = None
+
+
 def _card(
     profile: Profile,
     availability: ProfileAvailability | None,
     gpus_on_host: int,
     wanted_gpus: int,
+    site: SiteLimits = SiteLimits(),
 ) -> ProfileCard:
     free = availability.free if availability else None
     reason = availability.reason if availability else None
     if gpus_on_host <= 0:
         free = 0
         if reason is None and profile.min_gpus > 0:
-            reason = "this host has no GPUs"
+            reason = "This host has no GPUs"
     elif reason is None and free is not None and profile.min_gpus > free:
         total = availability.total if availability else gpus_on_host
         reason = f"needs {_gpus_label(profile.min_gpus)}, {free} free of {total}"
@@ -136,6 +164,7 @@ def _card(
             )
             for n, off in options
         )
+    cpu = profile.cpu_limit if profile.cpu_limit is not None else site.cpu_limit
     hidden = None
     if gpus_on_host <= 0 and profile.offers_gpu_choice and 0 in profile.gpu_choices:
         hidden = 0
@@ -150,6 +179,8 @@ def _card(
         hidden_gpus=hidden,
         free=free if gpus_on_host > 0 else None,
         total=(availability.total if availability else gpus_on_host) if gpus_on_host else None,
+        mem_limit=memory_label(profile.mem_limit or site.mem_limit),
+        cpu_limit=None if cpu is None else f"{cpu:g}",
     )
 
 
@@ -158,13 +189,14 @@ def build_cards(
     selected: Choice | None,
     availability: Mapping[str, ProfileAvailability] | None,
     gpus_on_host: int,
+    site: SiteLimits = SiteLimits(),
 ) -> list[ProfileCard]:
     """One card per visible profile; the last choice (else the default) is checked."""
     availability = availability or {}
     cards = []
     for p in visible:
         wanted = selected.gpus if selected and selected.profile.slug == p.slug else p.gpu_default
-        cards.append(_card(p, availability.get(p.slug), gpus_on_host, wanted))
+        cards.append(_card(p, availability.get(p.slug), gpus_on_host, wanted, site))
     usable = [c for c in cards if not c.disabled]
     preferred = [selected.profile.slug] if selected else []
     fallback = default_profile([c.profile for c in usable])
@@ -224,20 +256,53 @@ def render_form(
     gpus_on_host: int,
     template_path: str | None = None,
     error: str | None = None,
+    site: SiteLimits = SiteLimits(),
 ) -> str:
     """The HTML for inside JupyterHub's spawn form.
 
     `availability` maps slug -> ProfileAvailability (None: unknown, nothing disabled for
     lack of GPUs); `gpus_on_host` 0 hides every GPU choice. `template_path` is the admin's
-    template (see templates/profiles_form.html for the variables it receives).
+    template (see templates/profiles_form.html for the variables it receives); `site`
+    gives the limits shown on cards whose profile sets none.
     """
-    cards = build_cards(visible, selected, availability, gpus_on_host)
+    cards = build_cards(visible, selected, availability, gpus_on_host, site)
     return _template(template_path).render(
         cards=cards,
         profiles=list(visible),
         error=error,
         gpus_on_host=gpus_on_host,
     )
+
+
+def spawn_form(
+    visible: Sequence[Profile],
+    last_options: object,
+    *,
+    free: int | None,
+    total: int,
+    images: Mapping[str, str] | str | None = None,
+    site: SiteLimits = SiteLimits(),
+    template_path: str | None = None,
+    log: logging.Logger | None = None,
+) -> str:
+    """One user's spawn form: their last choice preselected while it is still valid, the
+    GPUs free now (`free` None: unknown, nothing disabled for lack of GPUs).
+
+    A broken admin template is logged and the built-in form used, so users can still start.
+    """
+    availability = None
+    if free is not None:
+        availability = {p.slug: ProfileAvailability(free, total) for p in visible}
+    try:
+        selected = validate_user_options(last_options or {}, list(visible), images=images)
+    except UserOptionsError:  # a stale earlier choice: preselect the default instead
+        selected = None
+    args = (visible, selected, availability, total)
+    try:
+        return render_form(*args, template_path=template_path, site=site)
+    except FormTemplateError as e:
+        (log or logging.getLogger(__name__)).error("%s Falling back to the built-in form.", e)
+        return render_form(*args, site=site)
 
 
 def _single(formdata: Mapping[str, object], key: str) -> str | None:
@@ -263,9 +328,15 @@ def options_from_form(formdata: Mapping[str, object]) -> dict:
 
     Other fields (JupyterHub's `_xsrf`, the selects of cards not chosen) are ignored; a
     GPU count that is not a whole number raises UserOptionsError. Whether the profile and
-    count are allowed is `validate_user_options`'s job.
+    count are allowed is `validate_user_options`'s job. DockerSpawner's `image` field is
+    passed on as it does (its first value), for sites that use `allowed_images`.
     """
     options: dict = {}
+    images = formdata.get("image")
+    if isinstance(images, (list, tuple)) and images and isinstance(images[0], str):
+        options["image"] = images[0]
+    elif isinstance(images, str):
+        options["image"] = images
     profile = _single(formdata, "profile")
     if profile is not None:
         options["profile"] = profile

@@ -1,55 +1,65 @@
 """The hub-wide GPU table of one Docker host: inventory, allocator, and its rebuild.
 
-One instance per hub process, shared by every spawner. The allocator (pure, in `gpus`)
+One instance per hub process, shared by every server. The allocator (pure, in `gpus`)
 decides; this module does the I/O around it: reading the inventory once, and rebuilding
 the table from the labels of the running containers before the first reservation after a
 hub (re)start, so GPUs held by servers that outlived the hub are never handed out twice.
+It takes data (a user, a server key, a container lister) and never a spawner.
 """
 
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING
+import logging
+from collections.abc import Awaitable, Callable, Iterable
 
-from . import errors
 from .gpu_inventory import load_inventory
-from .gpus import Gpu, GpuAllocationError, GpuAllocator
+from .gpus import Gpu, GpuAllocator
 from .labels import GPUS_LABEL, holding_from_labels
 
-if TYPE_CHECKING:
-    from .docker_spawner import CUDADockerSpawner
+# Lists containers for a docker-py style `filters` dict (the spawner's off-loop Docker call).
+ContainerLister = Callable[[dict], Awaitable[list[dict]]]
 
 
 class GpuHost:
     _instance: GpuHost | None = None
 
-    def __init__(self, inventory: list[Gpu], allocator: GpuAllocator, style: str) -> None:
+    def __init__(self, inventory: list[Gpu], allocator: GpuAllocator, log: logging.Logger) -> None:
         self.inventory = inventory
         self.allocator = allocator
-        self.style = style
+        self.log = log
         self._rebuilt = False
 
     @classmethod
-    async def for_spawner(cls, spawner: CUDADockerSpawner) -> GpuHost:
-        """The hub's GpuHost, made from the spawner's configuration on first use.
+    async def shared(
+        cls,
+        inventory: object,
+        *,
+        placement: str = "pack",
+        user_quota: int | None = None,
+        group_quotas: dict | None = None,
+        log: logging.Logger | None = None,
+    ) -> GpuHost:
+        """The hub's GpuHost, made from the site's settings on first use.
 
         Reading the inventory may call NVML (slow on a big host): it runs in a thread, never
         on the hub's event loop.
         """
+        log = log or logging.getLogger(__name__)
         if cls._instance is None:
-            inventory = await asyncio.to_thread(load_inventory, spawner.gpu_inventory, spawner.log)
+            gpus = await asyncio.to_thread(load_inventory, inventory, log)
             if cls._instance is None:  # another spawn may have finished first
                 allocator = GpuAllocator(
-                    inventory,
-                    policy=spawner.gpu_placement,
-                    user_quota=spawner.gpu_quota_per_user,
-                    group_quotas=dict(spawner.gpu_quota_per_group),
-                    log=spawner.log,
+                    gpus,
+                    policy=placement,
+                    user_quota=user_quota,
+                    group_quotas=dict(group_quotas or {}),
+                    log=log,
                 )
-                cls._instance = cls(inventory, allocator, spawner.gpu_request_style)
-                spawner.log.info(
+                cls._instance = cls(gpus, allocator, log)
+                log.info(
                     "GPU inventory: %s",
-                    ", ".join(f"{g.id} ({g.name})" for g in inventory) or "none (CPU only)",
+                    ", ".join(f"{g.id} ({g.name})" for g in gpus) or "none (CPU only)",
                 )
         return cls._instance
 
@@ -58,7 +68,7 @@ class GpuHost:
         """Free what a server holds. Before the first spawn of this hub process there is no
         table yet, hence nothing to free: it is built from the running containers later."""
         if cls._instance is not None:
-            cls._instance.release(server_key)
+            cls._instance.allocator.release(server_key)
 
     @classmethod
     def reset(cls) -> None:
@@ -69,31 +79,45 @@ class GpuHost:
     def total(self) -> int:
         return len(self.inventory)
 
-    async def ensure_rebuilt(self, spawner: CUDADockerSpawner) -> None:
+    async def _ensure_rebuilt(self, containers: ContainerLister) -> None:
         """Rebuild the table from running containers once per hub process (under the lock)."""
         if self._rebuilt or not self.inventory:
             self._rebuilt = True
             return
         # Paused and restarting containers still hold their GPUs.
-        containers = await spawner.docker(
-            "containers",
-            filters={"label": GPUS_LABEL, "status": ["running", "paused", "restarting"]},
+        found = await containers(
+            {"label": GPUS_LABEL, "status": ["running", "paused", "restarting"]}
         )
-        for c in containers:
-            holding = holding_from_labels(c.get("Labels") or {}, spawner.log, c["Id"][:12])
+        for c in found:
+            holding = holding_from_labels(c.get("Labels") or {}, self.log, c["Id"][:12])
             if holding is not None:
                 self.allocator.restore(holding.server, holding.user, holding.gpu_ids)
         self._rebuilt = True
-        spawner.log.info("GPU table rebuilt from %d running containers", len(containers))
+        self.log.info("GPU table rebuilt from %d running containers", len(found))
 
-    async def reserve(self, spawner: CUDADockerSpawner, count: int) -> tuple[Gpu, ...]:
+    async def free_count(self, containers: ContainerLister) -> int | None:
+        """GPUs free right now (the table rebuilt first when needed); None when unknown.
+
+        The spawn form must still open when the engine cannot be asked (it may be back by
+        the time the user clicks Start): free counts are then unknown rather than wrong.
+        """
+        try:
+            async with self.allocator.lock:
+                await self._ensure_rebuilt(containers)
+                return self.allocator.free_count()
+        except Exception as e:
+            self.log.warning("Could not read GPU assignments: %s", e)
+            return None
+
+    async def reserve(
+        self,
+        server_key: str,
+        user: str,
+        groups: Iterable[str],
+        count: int,
+        containers: ContainerLister,
+    ) -> tuple[Gpu, ...]:
+        """GPUs for one server; raises `gpus.GpuAllocationError` with a sentence for the user."""
         async with self.allocator.lock:
-            await self.ensure_rebuilt(spawner)
-            groups = [g.name for g in getattr(spawner.user, "groups", [])]
-            try:
-                return self.allocator.reserve(spawner.server_key, spawner.user.name, groups, count)
-            except GpuAllocationError as e:
-                raise errors.user_error(409, str(e)) from None
-
-    def release(self, server_key: str) -> None:
-        self.allocator.release(server_key)
+            await self._ensure_rebuilt(containers)
+            return self.allocator.reserve(server_key, user, list(groups), count)

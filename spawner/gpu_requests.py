@@ -1,9 +1,8 @@
 """How a container is given its GPUs, per request style, as plain data.
 
-`host_config` entries are keyword arguments of docker-py's `create_host_config`,
-`create_kwargs` of `create_container`, `environment` the container's environment; the
-spawner merges them into DockerSpawner's `extra_host_config`, `extra_create_kwargs` and
-environment.
+`gpu_environment` is what the start plan puts in the container's environment (any
+runtime); `gpu_host_config` is the Docker edge: keyword arguments of docker-py's
+`create_host_config`, which the Docker spawner merges into the container's host config.
 
 Styles:
 
@@ -32,21 +31,14 @@ NO_DEVICES = "void"
 CDI_KIND = "nvidia.com/gpu"
 
 
-@dataclass(frozen=True)
-class GpuContainerSettings:
-    environment: dict[str, str] = field(default_factory=dict)
-    host_config: dict[str, Any] = field(default_factory=dict)
-    create_kwargs: dict[str, Any] = field(default_factory=dict)
+def gpu_environment(ids: Iterable[str]) -> dict[str, str]:
+    """NVIDIA_VISIBLE_DEVICES for exactly `ids` (``void`` for none), in every style."""
+    ids = list(ids)
+    return {VISIBLE_DEVICES: ",".join(ids) if ids else NO_DEVICES}
 
 
-def container_gpu_settings(
-    style: str,
-    gpus: Iterable[Gpu | str],
-    *,
-    driver: str = "",
-    cdi_kind: str = CDI_KIND,
-) -> GpuContainerSettings:
-    """What a container needs to see exactly `gpus` (ids or Gpu objects) in `style`.
+def gpu_host_config(style: str, ids: Iterable[str], *, driver: str = "") -> dict[str, Any]:
+    """docker-py `create_host_config` arguments that give a container exactly `ids`.
 
     `driver` is the device-request driver of the ``device_requests`` style: "" lets the
     engine pick the driver that offers the "gpu" capability (as ``--gpus`` does), or
@@ -54,14 +46,11 @@ def container_gpu_settings(
     """
     if style not in REQUEST_STYLES:
         raise ValueError(f"Unknown GPU request style {style!r}; use one of {REQUEST_STYLES}.")
-    ids = [g.id if isinstance(g, Gpu) else str(g) for g in gpus]
+    ids = list(ids)
     if not ids:
-        # No device request and no nvidia runtime: nothing that could give a GPU.
-        return GpuContainerSettings(environment={VISIBLE_DEVICES: NO_DEVICES})
-
-    environment = {VISIBLE_DEVICES: ",".join(ids)}
+        return {}  # no device request and no nvidia runtime: nothing that could give a GPU
     if style == "runtime":
-        return GpuContainerSettings(environment=environment, host_config={"runtime": "nvidia"})
+        return {"runtime": "nvidia"}
 
     from docker.types import DeviceRequest  # docker-py: only the hub host needs it
 
@@ -69,5 +58,20 @@ def container_gpu_settings(
         request = DeviceRequest(driver=driver, device_ids=ids, capabilities=[["gpu"]])
     else:
         # The engine's CDI driver refuses a count or options and ignores capabilities.
-        request = DeviceRequest(driver="cdi", device_ids=[f"{cdi_kind}={i}" for i in ids])
-    return GpuContainerSettings(environment=environment, host_config={"device_requests": [request]})
+        request = DeviceRequest(driver="cdi", device_ids=[f"{CDI_KIND}={i}" for i in ids])
+    return {"device_requests": [request]}
+
+
+@dataclass(frozen=True)
+class GpuContainerSettings:
+    environment: dict[str, str] = field(default_factory=dict)
+    host_config: dict[str, Any] = field(default_factory=dict)
+
+
+def container_gpu_settings(
+    style: str, gpus: Iterable[Gpu | str], *, driver: str = ""
+) -> GpuContainerSettings:
+    """What a container needs to see exactly `gpus` (ids or Gpu objects) in `style`."""
+    ids = [g.id if isinstance(g, Gpu) else str(g) for g in gpus]
+    host_config = gpu_host_config(style, ids, driver=driver)
+    return GpuContainerSettings(environment=gpu_environment(ids), host_config=host_config)

@@ -7,7 +7,7 @@ Nothing here talks to Docker, so the rules are testable alone.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 DEFAULT_UID_GID = "1000:100"
 
@@ -25,13 +25,10 @@ class Hardening:
     no_new_privileges: bool = True
     pids_limit: int | None = 4096
     shm_size: str | int | None = "2g"
-    extra_security_opt: tuple[str, ...] = field(default=())
 
     def host_config(self) -> dict:
         """Keyword arguments for docker-py's ``create_host_config``."""
-        security_opt = list(self.extra_security_opt)
-        if self.no_new_privileges and "no-new-privileges" not in security_opt:
-            security_opt.insert(0, "no-new-privileges")
+        security_opt = ["no-new-privileges"] if self.no_new_privileges else []
         config: dict = {}
         if self.cap_drop:
             config["cap_drop"] = list(self.cap_drop)

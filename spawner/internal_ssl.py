@@ -10,11 +10,12 @@ container's user. The pure parts (address choice, the archive) are functions of 
 
 from __future__ import annotations
 
+import asyncio
 import io
 import ipaddress
 import os
 import tarfile
-from collections.abc import Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 
 
 class NoFreeAddress(RuntimeError):
@@ -29,6 +30,44 @@ def pick_free_address(subnet: str, gateway: str, used: Iterable[str]) -> str:
         if host not in taken:
             return str(host)
     raise NoFreeAddress(f"no free address left in {subnet}")
+
+
+class AddressPlanner:
+    """Addresses promised to servers whose containers are not created yet, one per server.
+
+    One per hub process (`shared`): two spawns planning at once must not pick the same
+    address, and the network's own list only shows containers that exist.
+    """
+
+    _instance: AddressPlanner | None = None
+
+    def __init__(self) -> None:
+        self._planned: dict[str, str] = {}
+        self._lock: asyncio.Lock | None = None
+
+    @classmethod
+    def shared(cls) -> AddressPlanner:
+        if cls._instance is None:
+            cls._instance = cls()
+        return cls._instance
+
+    async def plan(self, server_key: str, inspect_network: Callable[[], Awaitable[dict]]) -> str:
+        """The address of `server_key`'s next container (the same one until `forget`)."""
+        if server_key in self._planned:
+            return self._planned[server_key]
+        if self._lock is None:
+            self._lock = asyncio.Lock()
+        async with self._lock:
+            net = await inspect_network()
+            ipam = net["IPAM"]["Config"][0]
+            used = [c["IPv4Address"] for c in (net.get("Containers") or {}).values()]
+            others = [a for k, a in self._planned.items() if k != server_key]
+            address = pick_free_address(ipam["Subnet"], ipam["Gateway"], [*used, *others])
+            self._planned[server_key] = address
+        return address
+
+    def forget(self, server_key: str) -> None:
+        self._planned.pop(server_key, None)
 
 
 def cert_archive(
@@ -63,3 +102,26 @@ def numeric_ids(user: str) -> tuple[int, int] | None:
     if uid.isdigit() and (gid.isdigit() or not gid):
         return int(uid), int(gid or uid)
     return None
+
+
+def cert_owner(user: str) -> tuple[int, int]:
+    """Who owns the certificates in the container; ValueError (a sentence) if not numeric."""
+    ids = numeric_ids(user)
+    if ids is None:
+        raise ValueError(f"Internal TLS needs a numeric container_user (uid:gid), not {user!r}.")
+    return ids
+
+
+async def stage_certs(
+    docker: Callable[..., Awaitable], host_config: dict, image: str, archive: io.BytesIO
+) -> None:
+    """Copy `archive` into the cert volume that `host_config` binds at /certs.
+
+    `docker` is the spawner's off-loop Docker call; a stopped helper container made from
+    `image` receives the files and is removed.
+    """
+    stager = await docker("create_container", image, volumes=["/certs"], host_config=host_config)
+    try:
+        await docker("put_archive", container=stager["Id"], path="/certs", data=archive)
+    finally:
+        await docker("remove_container", stager["Id"], force=True)

@@ -22,6 +22,9 @@ SERVER_LABEL = PREFIX + "server"  # the allocator's server key: "alice" or "alic
 GPUS_LABEL = PREFIX + "gpus"  # comma list of GPU ids, as given to Docker
 SINCE_LABEL = PREFIX + "gpus-since"  # ISO 8601, UTC
 PROFILE_LABEL = PREFIX + "profile"
+IMAGE_LABEL = PREFIX + "image"  # the image as the profile names it
+IMAGE_DIGEST_LABEL = PREFIX + "image-digest"  # repo@sha256:... where known, else the image id
+PLAN_LABEL = PREFIX + "plan"  # fingerprint of the start plan the container was created from
 
 _GPU_ID = re.compile(r"^[0-9A-Za-z][0-9A-Za-z/_:.-]*$")
 
@@ -65,6 +68,8 @@ def container_labels(
     gpus: Iterable[Gpu | str],
     since: datetime | str = "",
     profile: str = "",
+    image: str = "",
+    image_digest: str = "",
 ) -> dict[str, str]:
     """Labels for a new container; the GPU labels only when it holds GPUs."""
     if not user or not server:
@@ -72,6 +77,10 @@ def container_labels(
     labels = {USER_LABEL: user, SERVER_LABEL: server}
     if profile:
         labels[PROFILE_LABEL] = profile
+    if image:
+        labels[IMAGE_LABEL] = image
+    if image_digest:
+        labels[IMAGE_DIGEST_LABEL] = image_digest
     ids = [g.id if isinstance(g, Gpu) else str(g) for g in gpus]
     if ids:
         bad = [i for i in ids if not _GPU_ID.match(i)]

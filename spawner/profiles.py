@@ -1,19 +1,11 @@
-"""Image profiles: the admin's list, who may use which, and the user's choice.
+"""Image profiles: the admin's list, and who may use which.
 
-Pure data and validation, no JupyterHub or Docker. Two kinds of input meet here:
-
-* the admin's `CUDADockerSpawner.profiles` (`parse_profiles`): trusted but error-prone, so
-  every mistake stops the hub with a `ProfileConfigError` naming the profile and the field;
-* a user's `user_options` (`validate_user_options`), from the spawn form or the REST API:
-  untrusted, so every bad value becomes a `UserOptionsError` whose message names the field
-  and the allowed values, never echoes more than a short, quoted excerpt, and never reveals
-  a profile the user may not use.
-
-The contract for both the form and the REST API is
-``{"profile": "<slug>", "gpus": <int>}``; ``gpus`` may be left out (or null) for the
-profile's default, and ``{}`` means the user's default profile. A GPU count is a whole
-number: an int (not a bool, not a float, so ``2.0`` is refused) or a string of ASCII digits
-such as ``"2"`` (what a form posts).
+Pure data and validation, no JupyterHub or Docker. The admin's `CUDADockerSpawner.profiles`
+(`parse_profiles`) is trusted but error-prone, so every mistake stops the hub with a
+`ProfileConfigError` naming the profile and the field. `site_profiles` is what a site
+offers when it has no list of its own: one profile per `allowed_images` entry (as
+DockerSpawner does), else the spawner's `image` with no GPUs. A user's choice among them
+is `user_options`'s job.
 """
 
 from __future__ import annotations
@@ -24,17 +16,18 @@ import unicodedata
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
+from .wording import admin_type as _admin_type
+from .wording import excerpt as _excerpt
+from .wording import join_counts as _join_counts
+
 __all__ = [
-    "Choice",
     "Profile",
     "ProfileConfigError",
-    "UserOptionsError",
     "default_profile",
     "derive_slug",
-    "parse_gpu_count",
     "parse_profiles",
     "profiles_for_user",
-    "validate_user_options",
+    "site_profiles",
 ]
 
 SLUG_MAX = 64
@@ -42,8 +35,6 @@ SLUG_MAX = 64
 SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 # Sanity cap for counts: no Docker host has more GPUs than this; larger is a typo.
 MAX_GPUS = 1024
-# A GPU count string is at most this many ASCII digits (anything longer is absurd).
-_GPU_DIGITS_RE = re.compile(r"^[0-9]{1,6}$")
 # DockerSpawner's mem_limit (JupyterHub's ByteSpecification): a number and K, M, G or T.
 _MEM_RE = re.compile(r"^[0-9]+(\.[0-9]+)?[KMGT]$")
 # Docker's shm_size (docker-py parse_bytes): a number, optionally b, k, m or g (+ 'b').
@@ -65,7 +56,6 @@ PROFILE_KEYS = (
     "groups",
     "users",
 )
-OPTION_KEYS = ("profile", "gpus")
 
 
 class ProfileConfigError(ValueError):
@@ -74,14 +64,6 @@ class ProfileConfigError(ValueError):
     def __init__(self, message: str, profile: str | None = None, field: str | None = None):
         super().__init__(message)
         self.profile = profile
-        self.field = field
-
-
-class UserOptionsError(ValueError):
-    """A user's choice is not acceptable; `field` is the option at fault."""
-
-    def __init__(self, message: str, field: str | None = None):
-        super().__init__(message)
         self.field = field
 
 
@@ -131,14 +113,6 @@ class Profile:
         return self.groups is not None and not self.groups.isdisjoint(group_names)
 
 
-@dataclass(frozen=True)
-class Choice:
-    """A validated user choice: which profile, and how many GPUs."""
-
-    profile: Profile
-    gpus: int
-
-
 # --- admin configuration ----------------------------------------------------------------
 
 
@@ -186,17 +160,6 @@ def _where(index: int, display_name: object = None) -> str:
     if isinstance(display_name, str) and display_name:
         return f"Profile {index} ({display_name!r})"
     return f"Profile {index}"
-
-
-def _admin_type(value: object) -> str:
-    """An admin's wrong value, for a message: scalars quoted, containers by kind."""
-    if isinstance(value, (str, int, float, type(None))):
-        return _excerpt(value)
-    if isinstance(value, Mapping):
-        return "a dict"
-    if isinstance(value, (list, tuple, set, frozenset)):
-        return f"a {type(value).__name__}"
-    return f"a value of type {type(value).__name__}"
 
 
 def _parse_profile(index: int, entry: object) -> Profile:
@@ -442,166 +405,42 @@ def default_profile(visible: Iterable[Profile]) -> Profile | None:
     return visible[0] if visible else None
 
 
-# --- user options -------------------------------------------------------------------------
+def site_profiles(
+    configured: Iterable[Mapping] | None,
+    allowed_images: Mapping[str, str] | str | None,
+    image: str,
+) -> list[Profile]:
+    """What a site offers: its own profiles, else one per allowed image, else `image` alone.
 
-
-def validate_user_options(options: object, visible: list[Profile]) -> Choice:
-    """Turn user_options into a Choice among `visible`, or raise UserOptionsError.
-
-    `visible` must already be limited to what this user may use (`profiles_for_user`), so
-    a profile hidden from the user is refused exactly like one that does not exist.
+    `allowed_images` is DockerSpawner's (already a dict, or "*"): each entry becomes a CPU
+    profile named by its key, after a "Default" profile for `image` when no entry runs it
+    (an empty choice starts `image`, as in DockerSpawner). Setting both is refused.
     """
-    if not isinstance(options, Mapping):
-        raise UserOptionsError(
-            f'Server options must be an object such as {{"profile": "cpu"}}, not '
-            f"{_user_type(options)}.",
-            field="user_options",
+    configured = list(configured or [])
+    images = allowed_images if isinstance(allowed_images, Mapping) else {}
+    if configured and images:
+        raise ProfileConfigError(
+            "Both CUDADockerSpawner.profiles and DockerSpawner.allowed_images are set; "
+            "set one of them (a profile's 'image' offers an image with its limits and GPUs)."
         )
-    unknown = [k for k in options if k not in OPTION_KEYS]
-    if unknown:
-        more = f" (and {len(unknown) - 1} more)" if len(unknown) > 1 else ""
-        first = unknown[0]
-        shown = _quote(first) if isinstance(first, str) else _user_type(first)
-        raise UserOptionsError(
-            f"Unknown option {shown}{more}. Only 'profile' and 'gpus' are accepted.",
-            field=first if isinstance(first, str) and len(first) <= SLUG_MAX else "user_options",
+    if configured:
+        return parse_profiles(configured)
+    entries: list[dict] = []
+    if image not in images.values():
+        entries.append({"slug": "default", "display_name": "Default", "image": image})
+    for key, target in images.items():
+        first_of_image = target == image and not any(e.get("default") for e in entries)
+        entries.append(
+            {
+                "slug": derive_slug(str(key)) or "image",
+                "display_name": str(key),
+                "image": target,
+                "default": first_of_image,
+            }
         )
-
-    if not visible:
-        raise UserOptionsError(
-            "No server profile is available to your account. Ask your administrator for access.",
-            field="profile",
-        )
-
-    if not options:
-        profile = default_profile(visible)
-        assert profile is not None  # visible is not empty
-        return Choice(profile, profile.gpu_default)
-
-    profile = _chosen_profile(options.get("profile"), "profile" in options, visible)
-    raw = options.get("gpus")
-    if raw is None:  # left out or null: the profile's default
-        return Choice(profile, profile.gpu_default)
-    gpus = parse_gpu_count(raw)
-    if gpus not in profile.gpu_choices:
-        raise UserOptionsError(_not_offered(profile, gpus), field="gpus")
-    return Choice(profile, gpus)
-
-
-def _offered(visible: list[Profile]) -> str:
-    return ", ".join(repr(p.slug) for p in visible)
-
-
-def _chosen_profile(value: object, given: bool, visible: list[Profile]) -> Profile:
-    if not given or value == "":
-        raise UserOptionsError(
-            f"No profile was chosen. Pick one of: {_offered(visible)}.", field="profile"
-        )
-    if not isinstance(value, str):
-        raise UserOptionsError(
-            f"'profile' must be a profile name (text), not {_user_type(value)}. "
-            f"Pick one of: {_offered(visible)}.",
-            field="profile",
-        )
-    if len(value) > SLUG_MAX:
-        raise UserOptionsError(
-            f"The profile name is too long ({len(value)} characters; profile names have at "
-            f"most {SLUG_MAX}). Pick one of: {_offered(visible)}.",
-            field="profile",
-        )
-    for p in visible:
-        if p.slug == value:
-            return p
-    # One message for unknown, removed since last time, and not allowed for this user.
-    raise UserOptionsError(
-        f"The profile {_quote(value)} is not offered (or no longer offered). "
-        f"Pick one of: {_offered(visible)}.",
-        field="profile",
-    )
-
-
-def parse_gpu_count(value: object) -> int:
-    """A GPU count from JSON or a form: an int (not bool or float) or a string of digits."""
-    if isinstance(value, bool) or not isinstance(value, (int, str)):
-        raise UserOptionsError(
-            f"'gpus' must be a whole number such as 1, not {_user_type(value)}.", field="gpus"
-        )
-    if isinstance(value, str):
-        if not _GPU_DIGITS_RE.match(value):
-            raise UserOptionsError(
-                f"'gpus' must be a whole number such as 1, not {_quote(value)}.", field="gpus"
-            )
-        value = int(value)
-    if value < 0:
-        raise UserOptionsError(
-            f"'gpus' cannot be negative (got {_short_int(value)}).", field="gpus"
-        )
-    return value
-
-
-def _not_offered(profile: Profile, gpus: int) -> str:
-    shown = _short_int(gpus)
-    if not profile.offers_gpu_choice:
-        return (
-            f"The profile {profile.slug!r} comes with exactly {profile.gpu_default} "
-            f"GPU{_plural(profile.gpu_default)}, so 'gpus' cannot be {shown}; "
-            f"leave 'gpus' out or send {profile.gpu_default}."
-        )
-    return (
-        f"The profile {profile.slug!r} offers {_join_counts(profile.gpu_choices)} GPUs, "
-        f"not {shown}."
-    )
-
-
-# --- message helpers ----------------------------------------------------------------------
-
-
-def _plural(n: int) -> str:
-    return "" if n == 1 else "s"
-
-
-def _join_counts(counts: Iterable[int]) -> str:
-    """(0, 1, 2) -> '0, 1 or 2'."""
-    parts = [str(c) for c in counts]
-    return parts[0] if len(parts) == 1 else f"{', '.join(parts[:-1])} or {parts[-1]}"
-
-
-def _short_int(n: int) -> str:
-    # str() of a huge int is slow or refused (Python's 4300-digit limit): never format one.
-    return str(n) if abs(n) < 10**12 else "a number far too large"
-
-
-def _quote(text: str, limit: int = 40) -> str:
-    """A short, quoted excerpt of user text; control characters shown escaped."""
-    excerpt = text if len(text) <= limit else text[:limit] + "…"
-    return repr(excerpt)
-
-
-def _excerpt(value: object) -> str:
-    """An admin value for a config message, bounded in length."""
-    if isinstance(value, str):
-        return _quote(value, 60)
-    if isinstance(value, int) and not isinstance(value, bool):
-        return _short_int(value)
-    if isinstance(value, (float, bool, type(None))):
-        return repr(value)
-    return f"a {type(value).__name__}"
-
-
-def _user_type(value: object) -> str:
-    """What a user sent, in JSON words, without echoing (possibly huge or deep) content."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "true/false"
-    if isinstance(value, float):
-        return f"the decimal number {value!r}" if abs(value) < 1e12 else "a decimal number"
-    if isinstance(value, int):
-        return _short_int(value)
-    if isinstance(value, str):
-        return _quote(value)
-    if isinstance(value, Mapping):
-        return "an object"
-    if isinstance(value, (list, tuple)):
-        return "a list"
-    return f"a value of type {type(value).__name__}"
+    slugs: set[str] = set()
+    for n, entry in enumerate(entries):  # keys such as "4.0" and "4-0" meet in one slug
+        if entry["slug"] in slugs:
+            entry["slug"] = f"image-{n}"
+        slugs.add(entry["slug"])
+    return parse_profiles(entries)

@@ -19,7 +19,6 @@ from dockerspawner import DockerSpawner
 
 from spawner.docker_spawner import CUDADockerSpawner
 from spawner.gpu_host import GpuHost
-from spawner.spawn_settings import SpawnSettings
 from tests.hubtools import Browser, container_of, hub_containers
 
 pytestmark = [pytest.mark.docker]
@@ -57,9 +56,7 @@ async def test_device_requests_container_carries_exactly_the_assigned_devices(
     )
     monkeypatch.setattr(DockerSpawner, "get_env", lambda self: {})
     try:
-        spawner._settings = await SpawnSettings.for_spawner(spawner, {"profile": "gpu", "gpus": 2})
-        await spawner._check_image(spawner.image)
-        await spawner._settings.reserve_gpus(spawner)
+        await spawner.apply_user_options(spawner, {"profile": "gpu", "gpus": 2})
         created = await spawner.create_object()
         c = docker_client.containers.get(created["Id"])
         requests_ = c.attrs["HostConfig"]["DeviceRequests"]
@@ -178,3 +175,48 @@ def test_spawn_progress_tells_the_user_which_gpus_and_each_step(hub_factory, doc
 def test_docker_client_is_real():
     # Guard: this module must run against a real engine, never a mock.
     assert isinstance(docker.from_env().version()["ApiVersion"], str)
+
+
+@pytest.mark.hub
+def test_with_remove_false_a_restart_gets_its_new_gpus_and_a_same_plan_reuses_the_container(
+    hub_factory, docker_client
+):
+    """Issue 13: a kept container is restarted only when its plan is unchanged."""
+    two_gpus = """
+c.CUDADockerSpawner.gpu_inventory = [{"id": "GPU-a"}, {"id": "GPU-b"}]
+c.CUDADockerSpawner.profiles = [{"slug": "gpu", "display_name": "GPU", "gpus": 1}]
+c.CUDADockerSpawner.gpu_request_style = "runtime"
+c.DockerSpawner.remove = False
+"""
+    hub = hub_factory(two_gpus)
+    hub_factory.volumes.extend(["cudaspawner-home-alice", "cudaspawner-home-bob"])
+    hub.api("POST", "users", json={"usernames": ["alice", "bob"]})
+
+    def start(user: str):
+        r = hub.api("POST", f"users/{user}/server", json={})
+        assert r.status_code in (201, 202), r.text
+        hub.wait_ready(user)
+        c = container_of(docker_client, user)
+        return c, _env(c)["NVIDIA_VISIBLE_DEVICES"]
+
+    def stop(user: str) -> None:
+        hub.api("DELETE", f"users/{user}/server")
+        hub.wait_stopped(user)
+
+    first, gpu = start("alice")
+    assert gpu == "GPU-a"
+    stop("alice")
+    first.reload()
+    assert first.status == "exited"  # kept, as remove = False asks
+    _, bobs = start("bob")
+    assert bobs == "GPU-a"
+    # Alice's old container names GPU-a, which bob now holds: it must not come back.
+    second, gpu = start("alice")
+    assert gpu == "GPU-b" and second.labels["org.cudaspawner.gpus"] == "GPU-b"
+    assert second.id != first.id
+    stop("alice")
+    # The same plan again (GPU-b is still hers to take): the kept container is reused.
+    third, gpu = start("alice")
+    assert gpu == "GPU-b" and third.id == second.id
+    stop("alice")
+    stop("bob")

@@ -138,3 +138,30 @@ def test_a_broken_profile_list_stops_the_hub_naming_profile_and_field(hub_factor
     message = str(failure.value)
     assert "profiles" in message and "GPU" in message and "gpus" in message
     assert "cannot be negative" in message
+
+
+def test_spawn_url_with_a_query_starts_the_profile_or_answers_400_with_the_sentence(
+    hub_factory, docker_client, alt_image
+):
+    hub = hub_factory(PROFILES)
+    hub_factory.volumes.append("cudaspawner-home-olga")
+    browser = Browser(hub)
+    assert browser.login("olga", hub.user_password).status_code == 302
+    for query, says in [
+        ("profile=nope", "The profile 'nope' is not offered"),
+        ("opt-profile=secret", "The profile 'secret' is not offered"),
+        ("profile=cpu&gpus=two", "whole number"),
+    ]:
+        r = browser.get(f"hub/spawn/olga?{query}", allow_redirects=False)
+        assert r.status_code == 400, (query, r.status_code, r.text[:500])
+        assert says in html.unescape(r.text), query
+        assert "Traceback" not in r.text and "Error:" not in html.unescape(r.text)
+        assert hub_containers(docker_client, hub) == []
+
+    r = browser.get("hub/spawn/olga?profile=cpu", allow_redirects=False)
+    assert r.status_code == 302, r.text[:2000]
+    hub.wait_ready("olga")
+    assert container_of(docker_client, "olga").attrs["Config"]["Image"] == "cudaspawner/cpu:latest"
+    assert hub.api("GET", "users/olga").json()["servers"][""]["user_options"] == {"profile": "cpu"}
+    hub.api("DELETE", "users/olga/server")
+    hub.wait_stopped("olga")

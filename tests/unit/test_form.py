@@ -6,14 +6,16 @@ from html.parser import HTMLParser
 
 import pytest
 
-from spawner.form import FormTemplateError, ProfileAvailability, options_from_form, render_form
-from spawner.profiles import (
-    Choice,
-    UserOptionsError,
-    parse_profiles,
-    profiles_for_user,
-    validate_user_options,
+from spawner.form import (
+    FormTemplateError,
+    ProfileAvailability,
+    SiteLimits,
+    build_cards,
+    options_from_form,
+    render_form,
 )
+from spawner.profiles import parse_profiles, profiles_for_user
+from spawner.user_options import Choice, UserOptionsError, validate_user_options
 
 XSS = "<script>alert('pwned')</script>"
 
@@ -224,6 +226,30 @@ def test_on_a_host_without_gpus_no_gpu_choice_is_shown():
     # A profile that also offers 0 GPUs posts 0 without showing a choice.
     choice = validate_user_options(options_from_form(page.submit("flex")), VISIBLE)
     assert (choice.profile.slug, choice.gpus) == ("flex", 0)
+
+
+def test_a_gpu_card_on_a_host_without_gpus_says_so():
+    cards = {c.slug: c for c in build_cards(VISIBLE, None, None, 0)}
+    assert cards["pytorch"].disabled and cards["pytorch"].reason == "This host has no GPUs"
+    page = Page(render_form(VISIBLE, None, None, gpus_on_host=0))
+    assert "Not available right now: This host has no GPUs." in page.words
+
+
+def test_each_card_shows_the_limits_its_server_gets_the_profiles_else_the_sites():
+    site = SiteLimits(mem_limit=6 * 1024**3, cpu_limit=1.5)
+    cards = {c.slug: c for c in build_cards(VISIBLE, None, None, 4, site)}
+    assert (cards["pytorch"].mem_limit, cards["pytorch"].cpu_limit) == ("32G", "8")
+    assert (cards["flex"].mem_limit, cards["flex"].cpu_limit) == ("6G", "1.5")
+    page = Page(render_form(VISIBLE, None, None, gpus_on_host=4, site=site))
+    assert page.words.count("Memory 6G") == 1  # flex; pytorch and cpu have their own
+    assert "Memory 32G" in page.words and "Memory 4G" in page.words
+    # Without site limits, a profile without its own shows none.
+    bare = {c.slug: c for c in build_cards(VISIBLE, None, None, 4)}
+    assert bare["flex"].mem_limit is None and bare["flex"].cpu_limit is None
+
+
+def test_dockerspawners_image_field_is_passed_on_first_value_first():
+    assert options_from_form({"image": ["1.0", "1.1"]}) == {"image": "1.0"}
 
 
 def test_without_availability_nothing_is_disabled_for_lack_of_gpus():

@@ -31,7 +31,6 @@ def test_device_requests_style_asks_for_exactly_the_assigned_gpus():
         }
     ]
     assert "Runtime" not in sent
-    assert s.create_kwargs == {}
 
 
 def test_device_requests_style_can_name_the_nvidia_driver():
@@ -72,7 +71,6 @@ def test_zero_gpus_means_no_device_request_no_runtime_and_void_devices(style):
     # CUDA images default to NVIDIA_VISIBLE_DEVICES=all: it must be overridden.
     assert s.environment == {"NVIDIA_VISIBLE_DEVICES": "void"}
     assert s.host_config == {}
-    assert s.create_kwargs == {}
 
 
 @pytest.mark.parametrize("style", REQUEST_STYLES)

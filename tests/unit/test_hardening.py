@@ -27,11 +27,6 @@ def test_admin_can_relax_each_setting_explicitly():
     assert config == {"cap_add": ["SYS_PTRACE"]}
 
 
-def test_extra_security_options_keep_no_new_privileges():
-    config = Hardening(extra_security_opt=("apparmor=docker-default",)).host_config()
-    assert config["security_opt"] == ["no-new-privileges", "apparmor=docker-default"]
-
-
 @pytest.mark.parametrize(
     ("configured", "image_user", "expected"),
     [

@@ -5,15 +5,13 @@ from __future__ import annotations
 import pytest
 
 from spawner.profiles import (
-    Choice,
     ProfileConfigError,
-    UserOptionsError,
     default_profile,
     derive_slug,
     parse_profiles,
     profiles_for_user,
-    validate_user_options,
 )
+from spawner.user_options import Choice, UserOptionsError, validate_user_options
 
 # --- the admin's configuration -----------------------------------------------------------
 
@@ -320,7 +318,7 @@ BAD_OPTIONS = [
     (
         {"profile": "cpu", "image": "evil:latest"},
         "image",
-        "Unknown option 'image'. Only 'profile' and 'gpus' are accepted.",
+        "Choosing an image is not allowed on this hub. Pick a profile instead:",
     ),
     ({"Profile": "cpu"}, "Profile", "Unknown option 'Profile'"),
     ({"profile": "cpu", "gpus": 0, "mem_limit": "1T"}, "mem_limit", "Unknown option"),
