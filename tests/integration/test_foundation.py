@@ -96,7 +96,10 @@ def test_unreachable_engine_is_a_clear_message_and_next_start_works(
 
     # The same hub data, the engine back: the next start is not tripped by leftovers.
     hub.stop()
+    # The engine back, the hub starts as deployed: it finds its network and opens its port
+    # in the host firewall for containers (a given CUDASPAWNER_HUB_IP skips both).
     hub.env.pop("DOCKER_HOST")
+    hub.env.pop("CUDASPAWNER_HUB_IP")
     hub.start()
     assert browser.login("carol", hub.user_password).status_code == 302
     assert browser.spawn("carol").status_code in (201, 202)
