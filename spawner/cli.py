@@ -3,6 +3,9 @@
 Reads the same container labels the hub rebuilds its table from, straight from the
 Docker engine (``docker.from_env()``: DOCKER_HOST or the local socket), so it works while
 the hub is down. ``cudaspawner-gpus`` or ``python -m spawner gpus``.
+
+``cudaspawner-gpus users`` lists existing accounts whose names break the user-name policy
+(`spawner.usernames`), read from the hub's database; such accounts can no longer log in.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sqlite3
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
@@ -17,6 +21,7 @@ from dataclasses import asdict, dataclass
 from .gpu_inventory import INVENTORY_ENV, inventory_from_env, load_inventory
 from .gpus import Gpu, plural
 from .labels import GPUS_LABEL, format_since, read_holding
+from .usernames import RULE, username_problem
 
 # Container states in which a container still has its GPUs (the hub counts the same).
 ACTIVE_STATES = ("running", "paused", "restarting")
@@ -201,6 +206,9 @@ def parser(prog: str | None = None) -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["users"]:
+        return users_main(argv[1:], prog=f"{prog or 'cudaspawner-gpus'} users")
     args = parser(prog).parse_args(argv)
     me = prog or "cudaspawner-gpus"
     try:
@@ -223,3 +231,73 @@ def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
         for p in report.problems:
             print(f"{me}: warning: {p}", file=sys.stderr)
     return 0
+
+
+# --- accounts whose names break the user-name policy ------------------------------------------
+EXIT_BAD_NAMES = 1
+DATA_ENV = "CUDASPAWNER_DATA"
+
+
+def bad_user_names(names: Sequence[str]) -> list[tuple[str, str]]:
+    """(name, what is wrong) for each name the policy refuses, in the given order."""
+    found = []
+    for name in dict.fromkeys(names):
+        problem = username_problem(name)
+        if problem:
+            found.append((name, problem.replace(f" {RULE}", "")))
+    return found
+
+
+def read_account_names(db_path: str) -> list[str]:
+    """Every account name the hub knows: JupyterHub's users and NativeAuthenticator's
+    sign-ups (approved or not), read-only, from the hub's SQLite database."""
+    if not os.path.exists(db_path):
+        raise FileNotFoundError(
+            f"No hub database at {db_path}: give --db, or set {DATA_ENV} to the hub's data "
+            "directory."
+        )
+    with sqlite3.connect(f"file:{db_path}?mode=ro", uri=True) as db:
+        tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master")}
+        names = (
+            [row[0] for row in db.execute("SELECT name FROM users")] if "users" in tables else []
+        )
+        if "users_info" in tables:
+            names += [row[0] for row in db.execute("SELECT username FROM users_info")]
+    return names
+
+
+def render_bad_names(found: list[tuple[str, str]], total: int) -> str:
+    if not found:
+        return f"All {total} account names follow the policy. {RULE}"
+    width = max(len(repr(n)) for n, _ in found)
+    lines = [f"{'ACCOUNT'.ljust(width)}  PROBLEM"]
+    lines += [f"{repr(n).ljust(width)}  {p}" for n, p in found]
+    lines.append(
+        f"{len(found)} of {total} account names break the policy and cannot log in. {RULE} "
+        "Delete those accounts (admin page) and ask their owners to sign up again."
+    )
+    return "\n".join(lines)
+
+
+def users_main(argv: Sequence[str], prog: str = "cudaspawner-gpus users") -> int:
+    p = argparse.ArgumentParser(
+        prog=prog,
+        description="List accounts whose names break the user-name policy. Exit status 1 "
+        "when there are any, 0 when there are none.",
+    )
+    default_db = os.path.join(os.environ.get(DATA_ENV, "/var/lib/cudaspawner"), "jupyterhub.sqlite")
+    p.add_argument("--db", default=default_db, help=f"the hub's database (default: {default_db})")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    args = p.parse_args(argv)
+    try:
+        names = read_account_names(args.db)
+    except (OSError, sqlite3.Error) as e:
+        print(f"{prog}: {e}", file=sys.stderr)
+        return 2
+    total = len(dict.fromkeys(names))
+    found = bad_user_names(names)
+    if args.json:
+        print(json.dumps({"total": total, "bad": [{"name": n, "problem": q} for n, q in found]}))
+    else:
+        print(render_bad_names(found, total))
+    return EXIT_BAD_NAMES if found else 0

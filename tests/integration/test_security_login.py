@@ -8,6 +8,7 @@ import html
 import socket
 import sqlite3
 import ssl
+import subprocess
 from html.parser import HTMLParser
 from urllib.parse import urlparse
 
@@ -17,7 +18,7 @@ from cryptography import x509
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from spawner.usernames import RULE
-from tests.hubtools import Browser
+from tests.hubtools import VENV_BIN, Browser
 from tests.integration.test_security import LOCKOUT, admin_password, approve, logged_in
 
 pytestmark = [pytest.mark.docker, pytest.mark.hub]
@@ -129,6 +130,22 @@ def test_approval_page_quotes_and_escapes_names_signed_up_before_the_policy(secu
     # Authorizing one anyway, by hand-made POST, is refused with the reason.
     r = admin.post(f"hub/authorize/{HOSTILE[0]}", data={"action": "authorize"})
     assert r.status_code == 400 and "cannot contain a tab" in page_text(r)
+
+    # The admin CLI finds the same four in the hub's own database.
+    done = subprocess.run(
+        [
+            str(VENV_BIN / "cudaspawner-gpus"),
+            "users",
+            "--db",
+            str(hub.data_dir / "jupyterhub.sqlite"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 1, done.stderr
+    assert "4 of 5 account names break the policy" in done.stdout
+    assert all(repr(name) in done.stdout for name in HOSTILE[:4])
 
 
 def test_approval_and_discard_change_nothing_by_get_or_without_xsrf(secure_hub):
