@@ -276,6 +276,18 @@ def host_input_rules(bridge: str, ports: Iterable[int]) -> list[list[str]]:
     return [["INPUT", "-i", bridge, "-j", chain], *accept, [chain, "-j", "REJECT"]]
 
 
+# Cloud instance metadata (169.254.169.254 on AWS, GCP, Azure) hands out the machine's
+# credentials to whoever asks; link-local addresses are nothing a notebook needs.
+LINK_LOCAL = "169.254.0.0/16"
+
+
+def forward_rules(bridge: str) -> list[list[str]]:
+    """Rules for Docker's DOCKER-USER chain: containers on `bridge` cannot reach
+    link-local addresses such as a cloud's metadata service (which is not on this host,
+    so the INPUT rules do not see it)."""
+    return [["DOCKER-USER", "-i", bridge, "-d", LINK_LOCAL, "-j", "REJECT"]]
+
+
 def apply_host_rules(rules: list[list[str]], run: Callable[[list[str]], int]) -> None:
     """Make sure each rule is present: the jump and accepts go first, the reject last."""
     chain = rules[-1][0]
@@ -300,6 +312,8 @@ def _drop_chain(bridge: str) -> None:
     """Remove the rules of a bridge that is about to go away (best effort)."""
     chain = chain_name(bridge)
     try:
+        for rule in forward_rules(bridge):
+            _iptables(["-D", *rule])
         _iptables(["-D", "INPUT", "-i", bridge, "-j", chain])
         _iptables(["-F", chain])
         _iptables(["-X", chain])
@@ -325,6 +339,13 @@ def restrict_host_access(client, name: str, ports: Iterable[int]) -> str | None:
             f"from {bridge}: could not set iptables rules ({e}). Run the hub as root with "
             "iptables installed, or firewall that interface yourself."
         )
+    for rule in forward_rules(bridge):
+        if _iptables(["-C", *rule]) != 0 and _iptables(["-I", rule[0], "1", *rule[1:]]) != 0:
+            return (
+                f"Containers on the network {name!r} can reach link-local addresses such as "
+                "a cloud's metadata service (169.254.169.254): Docker's DOCKER-USER chain is "
+                "missing (is Docker managing iptables?)."
+            )
     return None
 
 

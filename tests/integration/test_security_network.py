@@ -34,6 +34,11 @@ USERS = ["b12ivy", "b12jon"]
 
 def can_connect(container, ip: str, port: int) -> bool:
     """Whether a TCP connection from inside `container` to ip:port succeeds (3 s)."""
+    return connect_error(container, ip, port) is None
+
+
+def connect_error(container, ip: str, port: int) -> str | None:
+    """Why a TCP connection from inside `container` to ip:port fails (None: it works)."""
     code, out = container.exec_run(
         [
             "python3",
@@ -43,7 +48,7 @@ def can_connect(container, ip: str, port: int) -> bool:
             "except OSError as e: print(e); sys.exit(1)",
         ]
     )
-    return code == 0
+    return None if code == 0 else out.decode(errors="replace").strip()
 
 
 def effective_cpus(host_config: dict) -> float:
@@ -100,6 +105,10 @@ def test_a_users_container_cannot_open_anothers_port_or_the_hosts_while_the_hub_
     assert can_connect(ivy, gateway, hub_port)
     with socket.create_server((gateway, 0)) as other:
         assert not can_connect(ivy, gateway, other.getsockname()[1])
+    # Nor a cloud's metadata service, which hands out the machine's credentials: refused
+    # at once by the host's firewall (without the rule: a timeout here, a reply on a cloud).
+    error = connect_error(ivy, "169.254.169.254", 80)
+    assert error is not None and "refused" in error.lower(), error
 
     # Meanwhile the hub still proxies both servers to their owners.
     # (Opening the page logs in to the server by OAuth first, as a browser does.)
@@ -159,6 +168,12 @@ def scratch_networks(docker_client):
         chain = chain_name(bridge_name(net.attrs))
         subprocess.run(
             ["iptables", "-w", "-D", "INPUT", "-i", bridge_name(net.attrs), "-j", chain],
+            capture_output=True,
+            check=False,
+        )
+        subprocess.run(
+            ["iptables", "-w", "-D", "DOCKER-USER", "-i", bridge_name(net.attrs), "-d"]
+            + ["169.254.0.0/16", "-j", "REJECT"],
             capture_output=True,
             check=False,
         )
