@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import functools
 import ipaddress
+import math
 import secrets
 import socket
 import time
@@ -164,7 +165,7 @@ def is_host_address(address: str) -> bool:
 
 
 def login_wait_message(wait: float) -> str:
-    seconds = max(1, round(wait + 0.49))
+    seconds = max(1, math.ceil(wait))
     unit = "second" if seconds == 1 else "seconds"
     return (
         f"Too many failed logins for this account from your address: try again in "
