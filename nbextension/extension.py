@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from .config import GpuMonitor, make_backend
+from .reclaim import ReclaimNotice
 from .sampler import GpuSampler
 from .verify import Verifier
 
@@ -30,6 +31,7 @@ class GpuExtension:
             environ=environ,
             on_sample=self.metrics.update,
         )
+        self.reclaim = ReclaimNotice()
         self.verifier = Verifier(
             python=config.verify_python,
             timeout=config.verify_timeout,

@@ -7,6 +7,7 @@ verifier keep; nothing here calls the driver or starts CUDA on the event loop.
 
 from __future__ import annotations
 
+import json
 import time
 from typing import TYPE_CHECKING
 
@@ -46,8 +47,11 @@ class GpuStatusHandler(GpuApiHandler):
     def get(self) -> None:
         snapshot = self.gpu.sampler.snapshot
         with_history = self.get_query_argument("history", "1").lower() not in ("0", "false", "no")
+        body = snapshot.json_with_history if with_history else snapshot.json_without_history
+        # The idle-GPU notice rides along, so the panel learns of a warning at its next poll.
+        reclaim = self.gpu.reclaim.json().encode()
         self.set_header("Content-Type", "application/json")
-        self.finish(snapshot.json_with_history if with_history else snapshot.json_without_history)
+        self.finish(body[:-1] + b',"reclaim":' + reclaim + b"}")
 
 
 class GpuVerifyHandler(GpuApiHandler):
@@ -75,9 +79,50 @@ class GpuVerifyHandler(GpuApiHandler):
         self.finish(verifier.document())
 
 
+class GpuReclaimHandler(GpuApiHandler):
+    """The idle-GPU notice. GET: the notice. POST {"stop_at", "idle_seconds", "message"}: the
+    hub's reclaim service warns. DELETE: it saw activity again, no warning."""
+
+    @web.authenticated
+    @authorized(message=_FORBIDDEN.format("read", "idle notice"))
+    def get(self) -> None:
+        self.finish(self.gpu.reclaim.document())
+
+    @web.authenticated
+    @authorized(message=_FORBIDDEN.format("set", "idle notice"))
+    def post(self) -> None:
+        from .reclaim import NoticeError
+
+        try:
+            body = json.loads(self.request.body or b"null")
+        except ValueError:
+            body = None
+        try:
+            self.finish(self.gpu.reclaim.warn(body))
+        except NoticeError as e:
+            self.set_status(400)
+            self.finish({"message": str(e)})
+
+    @web.authenticated
+    @authorized(message=_FORBIDDEN.format("clear", "idle notice"))
+    def delete(self) -> None:
+        self.finish(self.gpu.reclaim.clear())
+
+
+class GpuKeepHandler(GpuApiHandler):
+    """POST: the owner keeps the GPUs ("keep"); the reclaim service counts it as activity."""
+
+    @web.authenticated
+    @authorized(message=_FORBIDDEN.format("keep", "GPUs"))
+    def post(self) -> None:
+        self.finish(self.gpu.reclaim.keep())
+
+
 def gpu_handlers(base_url: str) -> list[tuple[str, type[GpuApiHandler]]]:
     """URL patterns of the GPU API under ``base_url``."""
     return [
         (url_path_join(base_url, API_PREFIX, "status"), GpuStatusHandler),
         (url_path_join(base_url, API_PREFIX, "verify"), GpuVerifyHandler),
+        (url_path_join(base_url, API_PREFIX, "reclaim"), GpuReclaimHandler),
+        (url_path_join(base_url, API_PREFIX, "reclaim", "keep"), GpuKeepHandler),
     ]

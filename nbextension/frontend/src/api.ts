@@ -7,7 +7,7 @@ import { URLExt } from '@jupyterlab/coreutils';
 import { ServerConnection } from '@jupyterlab/services';
 
 import { ApiError } from './types';
-import type { GpuApi, StatusResponse, VerifyResponse } from './types';
+import type { GpuApi, ReclaimNotice, StatusResponse, VerifyResponse } from './types';
 
 async function request<T>(
   endpoint: string,
@@ -44,6 +44,7 @@ export function createGpuApi(
     status: withHistory =>
       request<StatusResponse>(withHistory ? 'status' : 'status?history=0', { method: 'GET' }, settings),
     verify: () => request<VerifyResponse>('verify', { method: 'GET' }, settings),
-    runVerify: () => request<VerifyResponse>('verify', { method: 'POST' }, settings)
+    runVerify: () => request<VerifyResponse>('verify', { method: 'POST' }, settings),
+    keep: () => request<ReclaimNotice>('reclaim/keep', { method: 'POST' }, settings)
   };
 }

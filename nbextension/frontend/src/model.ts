@@ -131,6 +131,25 @@ export class GpuModel {
     this._verifyPoller.refresh();
   }
 
+  /** "Keep": tell the server the GPUs are still wanted; the warning goes away. */
+  async keepGpus(): Promise<void> {
+    try {
+      const reclaim = await this.api.keep();
+      this._keepNotice = '';
+      if (this._status) {
+        this._status = { ...this._status, reclaim };
+      }
+    } catch (error) {
+      this._keepNotice = problemSentence(problemOf(error), null);
+    }
+    this._changed.emit('status');
+  }
+
+  /** Why the last "keep" failed; empty when it worked. */
+  get keepNotice(): string {
+    return this._keepNotice;
+  }
+
   dispose(): void {
     this._statusPoller.stop();
     this._verifyPoller.stop();
@@ -197,6 +216,7 @@ export class GpuModel {
   private _retryInSeconds: number | null = null;
   private _verify: VerifyResponse | null = null;
   private _verifyNotice = '';
+  private _keepNotice = '';
   private _noticeFromPoll = false;
   private _history = new Map<string, GpuHistory>();
   private _lastSuccessAt: number | null = null;

@@ -12,6 +12,7 @@ import { h, setAttr, setText, svg } from './dom';
 import { formatNumber } from './format';
 import { CardView, cardView } from './gpuview';
 import { gpuIcon } from './icon';
+import { idleSentence, idleWarning } from './idle';
 import type { GpuModel } from './model';
 import { sparklinePath } from './sparkline';
 import { isRetryable, problemSentence, stateView } from './states';
@@ -197,6 +198,20 @@ export class GpuPanel extends Widget {
       'data-role': 'status-notice'
     });
     this._cards = h('div', { class: 'jp-GpuPanel-cards', 'aria-label': 'GPUs', role: 'list' });
+    this._idleText = h('p', { class: 'jp-GpuPanel-idleText' });
+    this._keepButton = h(
+      'button',
+      { class: 'jp-Button jp-mod-styled jp-mod-warn', type: 'button', 'data-role': 'keep-gpus' },
+      'Keep my GPUs'
+    );
+    this._keepButton.addEventListener('click', () => void this.model.keepGpus());
+    this._idle = h(
+      'div',
+      { class: 'jp-GpuPanel-idle', role: 'alert', 'data-role': 'idle-warning' },
+      this._idleText,
+      this._keepButton
+    );
+    this._idle.hidden = true;
 
     this._verifyHeadline = h('p', { class: 'jp-GpuPanel-verifyHeadline', 'data-role': 'verify-headline' });
     this._verifyMessage = h('p', { class: 'jp-GpuPanel-verifyMessage' });
@@ -231,6 +246,7 @@ export class GpuPanel extends Widget {
 
     this.node.append(
       h('header', { class: 'jp-GpuPanel-header' }, h('h2', {}, 'GPUs'), this._driver),
+      this._idle,
       this._notice,
       this._cards,
       this._verifySection
@@ -311,7 +327,17 @@ export class GpuPanel extends Widget {
     this._notice.hidden = notice === '';
     setText(this._driver, status ? driverLine(status) : '');
     this._renderCards(status);
+    this._renderIdle(status);
     this._updateVerifyVisibility();
+  }
+
+  /** The reclaim service's warning, with the time left and a "keep" button. */
+  private _renderIdle(status: StatusResponse | null): void {
+    const warning = idleWarning(status);
+    const keepNotice = this.model.keepNotice;
+    this._idle.hidden = warning === null && keepNotice === '';
+    this._keepButton.hidden = warning === null;
+    setText(this._idleText, warning ? idleSentence(warning) : keepNotice);
   }
 
   /** Without the server extension there is no verification to show or re-run. */
@@ -395,6 +421,9 @@ export class GpuPanel extends Widget {
   private readonly _driver: HTMLElement;
   private readonly _notice: HTMLElement;
   private readonly _cards: HTMLElement;
+  private readonly _idle: HTMLElement;
+  private readonly _idleText: HTMLElement;
+  private readonly _keepButton: HTMLButtonElement;
   private readonly _cardViews = new Map<string, GpuCard>();
   private readonly _verifySection: HTMLElement;
   private readonly _verifyHeadline: HTMLElement;

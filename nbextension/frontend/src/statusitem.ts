@@ -7,6 +7,7 @@ import { Widget } from '@lumino/widgets';
 import { h, setAttr, setText } from './dom';
 import { gpuSummary, statusBarText } from './format';
 import { gpuIcon } from './icon';
+import { idleSentence, idleStatusText, idleWarning } from './idle';
 import type { GpuModel } from './model';
 import { isRetryable, problemSentence, stateView } from './states';
 
@@ -18,6 +19,10 @@ function tooltip(model: GpuModel): string {
   }
   if (!status) {
     return 'Loading GPU status…';
+  }
+  const warning = idleWarning(status);
+  if (warning) {
+    return `${idleSentence(warning)}\nClick to open the GPU panel and keep it.`;
   }
   const view = stateView(status);
   const lines = view.sentence ? [view.sentence] : status.gpus.map(gpuSummary);
@@ -60,7 +65,11 @@ export class GpuStatusItem extends Widget {
   }
 
   private _update(): void {
-    const text = statusBarText(this.model.status, this.model.problem !== null);
+    const warning = this.model.problem ? null : idleWarning(this.model.status);
+    const text = warning
+      ? idleStatusText(warning)
+      : statusBarText(this.model.status, this.model.problem !== null);
+    this.toggleClass('jp-mod-warning', warning !== null);
     setText(this._text, text);
     const tip = tooltip(this.model);
     setAttr(this.node, 'title', tip);

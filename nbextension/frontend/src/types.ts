@@ -73,6 +73,22 @@ export interface StatusResponse {
   gpus: Gpu[];
   /** Absent when requested with `?history=0`. */
   history?: Record<string, GpuHistory>;
+  /** The idle-GPU notice of the hub's reclaim service; absent from older servers. */
+  reclaim?: ReclaimNotice;
+}
+
+/** The reclaim service's warning: this server stops at `stop_at` unless its owner keeps it. */
+export interface ReclaimWarning {
+  stop_at: number;
+  idle_seconds: number;
+  seconds_left: number;
+  message: string;
+}
+
+export interface ReclaimNotice {
+  warning: ReclaimWarning | null;
+  /** Unix seconds of the last "keep"; null if never pressed. */
+  kept_at: number | null;
 }
 
 export type CheckStatus = 'pass' | 'fail' | 'skipped';
@@ -116,4 +132,6 @@ export interface GpuApi {
   status(withHistory: boolean): Promise<StatusResponse>;
   verify(): Promise<VerifyResponse>;
   runVerify(): Promise<VerifyResponse>;
+  /** "Keep": the owner is still using the GPUs; counts as activity for the reclaim service. */
+  keep(): Promise<ReclaimNotice>;
 }

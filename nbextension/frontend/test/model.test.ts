@@ -2,7 +2,7 @@ import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 
 import { GpuModel } from '../src/model';
 import { ApiError } from '../src/types';
-import type { GpuApi, StatusResponse, VerifyResponse } from '../src/types';
+import type { GpuApi, ReclaimNotice, StatusResponse, VerifyResponse } from '../src/types';
 import { FakeVisibility, gpu, status, verify } from './fixtures';
 
 /** A server stand-in whose answers each test scripts. */
@@ -21,6 +21,11 @@ class FakeApi implements GpuApi {
   }
   async runVerify(): Promise<VerifyResponse> {
     return this.nextRun();
+  }
+  keeps = 0;
+  async keep(): Promise<ReclaimNotice> {
+    this.keeps++;
+    return { warning: null, kept_at: 1234 };
   }
 }
 
@@ -139,5 +144,17 @@ describe('GPU model', () => {
     await vi.advanceTimersByTimeAsync(1500);
     expect(model.verify?.state).toBe('done');
     expect(model.verify?.started_at).toBe(2000);
+  });
+
+  it('"keep" clears the idle warning at once and tells the server', async () => {
+    const warning = { stop_at: 2000, idle_seconds: 300, seconds_left: 95, message: '' };
+    api.nextStatus = () => status({ reclaim: { warning, kept_at: null } });
+    model.acquire();
+    await vi.advanceTimersByTimeAsync(0);
+    expect(model.status?.reclaim?.warning?.seconds_left).toBe(95);
+    await model.keepGpus();
+    expect(api.keeps).toBe(1);
+    expect(model.status?.reclaim).toEqual({ warning: null, kept_at: 1234 });
+    expect(model.keepNotice).toBe('');
   });
 });

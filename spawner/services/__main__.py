@@ -1,0 +1,91 @@
+"""`python -m spawner.services`: the operations service, as the hub starts it."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import secrets
+import sys
+from pathlib import Path
+
+from jupyterhub.utils import make_ssl_context
+
+from ..gpu_inventory import load_inventory
+from ..labels import GPUS_LABEL
+from .admin_page import make_app
+from .hub_client import HubClient
+from .json_logs import use_json_logs
+from .operations import JSON_LOGS_ENV, SETTINGS_ENV
+from .service import FleetService, settings_from_document
+
+ACTIVE_STATES = ["running", "paused", "restarting"]
+
+
+def _containers():
+    import docker
+
+    client = docker.from_env(timeout=15)
+
+    async def listed() -> list[dict]:
+        return await asyncio.to_thread(
+            client.api.containers, filters={"label": GPUS_LABEL, "status": ACTIVE_STATES}
+        )
+
+    return listed
+
+
+async def main(document: dict) -> None:
+    log = logging.getLogger("cudaspawner.operations")
+    settings = settings_from_document(document)
+    inventory = document.get("inventory")
+    try:
+        gpus = load_inventory(inventory, log) if inventory is not None else None
+    except ValueError as e:
+        log.error("GPU inventory unusable, the page shows held GPUs only: %s", e)
+        gpus = None
+    hub_ssl = None
+    if os.environ.get("JUPYTERHUB_SSL_CERTFILE"):
+        hub_ssl = make_ssl_context(
+            os.environ["JUPYTERHUB_SSL_KEYFILE"],
+            os.environ["JUPYTERHUB_SSL_CERTFILE"],
+            cafile=os.environ["JUPYTERHUB_SSL_CLIENT_CA"],
+        )
+    client = HubClient(
+        os.environ["JUPYTERHUB_API_URL"],
+        os.environ["JUPYTERHUB_API_TOKEN"],
+        document["proxy_url"],
+        proxy_ca=document.get("proxy_ca"),
+        hub_ssl=hub_ssl,
+    )
+    fleet = FleetService(client, _containers(), settings, gpus, Path(document["snapshot"]), log=log)
+    prefix = os.environ.get("JUPYTERHUB_SERVICE_PREFIX", "/services/gpu-admin/")
+    app = make_app(fleet, prefix, secrets.token_bytes(32))
+    from urllib.parse import urlparse
+
+    url = urlparse(os.environ["JUPYTERHUB_SERVICE_URL"])
+    app.listen(url.port, url.hostname)
+    log.info(
+        "GPU operations service at %s: reclaim %s, looking every %.0f s",
+        prefix,
+        "on" if settings.enabled else "off",
+        settings.interval,
+    )
+    await fleet.run_forever()
+
+
+if __name__ == "__main__":
+    if os.environ.get(JSON_LOGS_ENV):
+        use_json_logs()
+        logging.getLogger().setLevel(logging.INFO)
+    else:
+        logging.basicConfig(
+            level=logging.INFO,
+            stream=sys.stderr,
+            format="[%(levelname).1s %(asctime)s %(name)s] %(message)s",
+        )
+    try:
+        asyncio.run(main(json.loads(Path(os.environ[SETTINGS_ENV]).read_text())))
+    except KeyboardInterrupt:  # the hub stops its services with SIGINT/SIGTERM
+        pass

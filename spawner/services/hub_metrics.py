@@ -1,0 +1,174 @@
+"""GPU figures on the hub's own `/hub/metrics` (JupyterHub's Prometheus registry).
+
+In the hub process: spawn refusals by reason and spawn durations per profile, recorded by
+the spawner through `record_refusal` / `record_spawn`; and the fleet's figures (GPUs total,
+held and held-but-idle per profile and per group, GPUs reclaimed) from the snapshot file
+the operations service writes after each look. A snapshot older than three looks is not
+exported: no figure is better than a stale one.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from prometheus_client import REGISTRY, Counter, Histogram
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+log = logging.getLogger("cudaspawner.metrics")
+
+# Why a spawn was refused: a short, fixed set, so the label stays cheap to index.
+REFUSAL_REASONS = (
+    "no_free_gpu",
+    "gpu_quota",
+    "invalid_choice",
+    "no_gpu_runtime",
+    "image_missing",
+    "other",
+)
+
+SPAWN_REFUSALS = Counter(
+    "cudaspawner_spawn_refusals",
+    "Spawns refused with a message to the user, by reason.",
+    ["reason"],
+)
+SPAWN_DURATION = Histogram(
+    "cudaspawner_spawn_duration_seconds",
+    "Seconds from the start of a spawn to a ready server, per profile.",
+    ["profile"],
+    buckets=(1, 2, 3, 5, 8, 13, 20, 30, 60, 120, float("inf")),
+)
+
+
+def record_refusal(
+    reason: str,
+    *,
+    user: str = "",
+    server: str = "",
+    profile: str = "",
+    gpus: int | None = None,
+    message: str = "",
+) -> None:
+    """Count a refused spawn and log it with its fields (JSON logs index them)."""
+    label = reason if reason in REFUSAL_REASONS else "other"
+    SPAWN_REFUSALS.labels(label).inc()
+    log.info(
+        "Spawn refused (%s): %s",
+        label,
+        message or "-",
+        extra={
+            "user": user,
+            "server": server,
+            "profile": profile,
+            "gpus": gpus,
+            "reason": label,
+            "event": "spawn_refused",
+        },
+    )
+
+
+def record_spawn(
+    profile: str, seconds: float, *, user: str = "", server: str = "", gpus: list[str] | None = None
+) -> None:
+    """Observe one spawn's duration for its profile and log it with its fields."""
+    SPAWN_DURATION.labels(profile or "").observe(seconds)
+    log.info(
+        "Spawned %s (%s) in %.2f s",
+        server or user,
+        profile or "-",
+        seconds,
+        extra={
+            "user": user,
+            "server": server,
+            "profile": profile,
+            "gpus": gpus,
+            "seconds": round(seconds, 3),
+            "event": "spawned",
+        },
+    )
+
+
+class FleetCollector(Collector):
+    """The fleet's figures, read from the operations service's snapshot at each scrape."""
+
+    def __init__(self, snapshot: Path, clock=time.time) -> None:
+        self.snapshot = snapshot
+        self.clock = clock
+
+    def _read(self) -> dict | None:
+        try:
+            data = json.loads(self.snapshot.read_text())
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError) as e:
+            log.warning("Fleet snapshot %s unreadable: %s", self.snapshot, e)
+            return None
+        written, interval = data.get("written_at"), data.get("interval") or 30
+        if not isinstance(written, (int, float)) or self.clock() - written > 3 * interval + 5:
+            return None
+        return data
+
+    def collect(self) -> Iterator:
+        data = self._read()
+        if data is None:
+            return
+        if isinstance(data.get("total"), int):
+            yield GaugeMetricFamily(
+                "cudaspawner_gpus_total", "GPUs of the hub's inventory.", value=data["total"]
+            )
+        for name, key, label, text in (
+            ("cudaspawner_gpus_held", "held_by_profile", "profile", "GPUs held, per profile."),
+            (
+                "cudaspawner_gpus_held_by_group",
+                "held_by_group",
+                "group",
+                "GPUs held, per group of their holder (a user in two groups counts in both).",
+            ),
+            (
+                "cudaspawner_gpus_idle",
+                "idle_by_profile",
+                "profile",
+                "GPUs held but idle (below the reclaim threshold), per profile.",
+            ),
+            (
+                "cudaspawner_gpus_idle_by_group",
+                "idle_by_group",
+                "group",
+                "GPUs held but idle, per group of their holder.",
+            ),
+        ):
+            family = GaugeMetricFamily(name, text, labels=[label])
+            for value, count in sorted((data.get(key) or {}).items()):
+                family.add_metric([value], count)
+            yield family
+        reclaimed = CounterMetricFamily(
+            "cudaspawner_gpus_reclaimed",
+            "GPUs freed by stopping idle servers, per profile.",
+            labels=["profile"],
+        )
+        for profile, count in sorted((data.get("reclaimed_by_profile") or {}).items()):
+            reclaimed.add_metric([profile], count)
+        yield reclaimed
+        yield GaugeMetricFamily(
+            "cudaspawner_fleet_snapshot_age_seconds",
+            "Seconds since the operations service last looked at the fleet.",
+            value=max(0.0, self.clock() - data["written_at"]),
+        )
+
+
+_registered: FleetCollector | None = None
+
+
+def register_fleet_metrics(snapshot: Path) -> FleetCollector:
+    """Add the fleet's figures to the hub's registry (once per process)."""
+    global _registered
+    if _registered is None:
+        _registered = FleetCollector(snapshot)
+        REGISTRY.register(_registered)
+    else:
+        _registered.snapshot = snapshot
+    return _registered

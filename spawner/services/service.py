@@ -1,0 +1,226 @@
+"""The operations service process: one look at the fleet every `interval` seconds feeds the
+idle-GPU reclaim, the admin page and the hub's fleet metrics.
+
+Started by the hub as a managed service (`python -m spawner.services`, see
+`operations.configure_operations`). Each look: the hub's active servers (hub API), the
+labels of their containers (the Docker engine's container list, never an exec), each GPU
+server's figures (its GPU API through the proxy); then `gpu_reclaim.decide` per server, the
+warnings and stops it calls for, the table (`fleet`) and a snapshot file the hub's
+`/hub/metrics` reads (`hub_metrics`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..gpus import Gpu
+from .fleet import FleetSummary, GpuRow, GpuServer, fleet_rows, gpu_servers, summarise
+from .gpu_reclaim import Look, ReclaimPolicy, Watch, busiest, decide, policy_for
+from .hub_client import HubClient, HubUnreachable
+
+ContainerLister = Callable[[], Awaitable[list[dict]]]
+SNAPSHOT_VERSION = 1
+
+
+@dataclass
+class ReclaimSettings:
+    enabled: bool
+    policies: dict[str, ReclaimPolicy | None]
+    exempt_users: tuple[str, ...] = ()
+    exempt_groups: tuple[str, ...] = ()
+    interval: float = 30.0
+
+
+@dataclass
+class FleetState:
+    """The latest look, as the admin page and the metrics snapshot show it."""
+
+    rows: list[GpuRow] = field(default_factory=list)
+    summary: FleetSummary = field(default_factory=lambda: FleetSummary(total=None))
+    servers: list[GpuServer] = field(default_factory=list)
+    looked_at: float | None = None
+    problem: str = ""
+
+
+class FleetService:
+    def __init__(
+        self,
+        client: HubClient,
+        containers: ContainerLister,
+        settings: ReclaimSettings,
+        inventory: Sequence[Gpu] | None,
+        snapshot_path: Path | None = None,
+        clock: Callable[[], float] = time.time,
+        log: logging.Logger | None = None,
+    ) -> None:
+        self.client = client
+        self.containers = containers
+        self.settings = settings
+        self.inventory = list(inventory) if inventory is not None else None
+        self.snapshot_path = snapshot_path
+        self.clock = clock
+        self.log = log or logging.getLogger("cudaspawner.operations")
+        self.watches: dict[str, Watch] = {}
+        self.live: dict[str, list[dict]] = {}
+        self.reclaimed: Counter[str] = Counter()  # GPUs given back, per profile
+        self.state = FleetState()
+        self._load_reclaimed()
+
+    def _load_reclaimed(self) -> None:
+        """Reclaimed GPUs are a counter: it survives a restart of the service."""
+        if self.snapshot_path and self.snapshot_path.exists():
+            try:
+                saved = json.loads(self.snapshot_path.read_text())
+                self.reclaimed.update(saved.get("reclaimed_by_profile") or {})
+            except (OSError, ValueError) as e:
+                self.log.warning("Could not read %s: %s", self.snapshot_path, e)
+
+    async def look(self) -> FleetState:
+        """One look at the fleet, and the actions it calls for."""
+        try:
+            users = await self.client.active_users()
+            containers = await self.containers()
+        except Exception as e:  # the hub or engine may be back at the next look: never crash
+            self.log.warning("Could not look at the fleet: %s", e)
+            self.state.problem = str(e)
+            return self.state
+        servers, problems = gpu_servers(users, containers)
+        for p in problems:
+            self.log.warning("%s", p)
+        statuses = await asyncio.gather(*(self.client.gpu_status(s.url) for s in servers))
+        now = self.clock()
+        for server, status in zip(servers, statuses, strict=True):
+            await self._consider(server, status, now)
+        current = {s.key for s in servers}
+        for key in set(self.watches) - current:
+            del self.watches[key]
+        self.live = {k: v for k, v in self.live.items() if k in current}
+        rows = fleet_rows(servers, self.inventory, self.live, self.watches, now)
+        self.state = FleetState(
+            rows=rows,
+            summary=summarise(rows, servers, self.inventory),
+            servers=servers,
+            looked_at=now,
+        )
+        self._write_snapshot()
+        return self.state
+
+    async def _consider(self, server: GpuServer, status: dict | None, now: float) -> None:
+        ok = isinstance(status, dict) and status.get("state") == "ok"
+        gpus = status.get("gpus") if ok else None
+        self.live[server.key] = list(gpus or [])
+        notice = (status or {}).get("reclaim") or {}
+        look = Look(
+            at=now,
+            utilisation=busiest(gpus) if gpus else None,
+            kept_at=notice.get("kept_at")
+            if isinstance(notice.get("kept_at"), (int, float))
+            else None,
+        )
+        policy, reclaim = policy_for(
+            self.settings.policies,
+            server.profile,
+            server.user,
+            server.groups,
+            self.settings.exempt_users,
+            self.settings.exempt_groups,
+        )
+        before = self.watches.get(server.key, Watch())
+        watch, action = decide(before, look, policy, reclaim and self.settings.enabled)
+        self.watches[server.key] = watch
+        fields = {
+            "user": server.user,
+            "server": server.key,
+            "profile": server.profile,
+            "gpus": list(server.gpu_ids),
+        }
+        if action == "warn":
+            idle = watch.idle_seconds(now)
+            sent = await self.client.warn(server.url, watch.stop_at, idle, policy.sentence(idle))
+            self.log.info(
+                "Idle GPUs: %s warned, stops at %s%s",
+                server.key,
+                time.strftime("%H:%M:%S", time.gmtime(watch.stop_at)),
+                "" if sent else " (the server did not take the notice)",
+                extra={**fields, "event": "gpu_idle_warning", "stop_at": watch.stop_at},
+            )
+        elif action == "clear":
+            await self.client.clear_warning(server.url)
+            self.log.info(
+                "Idle GPUs: %s is active again (or exempt), warning withdrawn",
+                server.key,
+                extra={**fields, "event": "gpu_idle_cleared"},
+            )
+        elif action == "stop":
+            try:
+                await self.client.stop_server(server.user, server.name)
+            except HubUnreachable as e:
+                self.log.warning("Idle GPUs: could not stop %s: %s", server.key, e)
+                return
+            self.reclaimed[server.profile] += len(server.gpu_ids)
+            self.log.info(
+                "Idle GPUs: stopped %s after %s idle, %d GPU(s) free again",
+                server.key,
+                round(watch.idle_seconds(now)),
+                len(server.gpu_ids),
+                extra={**fields, "event": "gpu_reclaimed"},
+            )
+            del self.watches[server.key]
+
+    def _write_snapshot(self) -> None:
+        """The figures the hub's `/hub/metrics` exports, replaced atomically."""
+        if self.snapshot_path is None:
+            return
+        data = {
+            "version": SNAPSHOT_VERSION,
+            "written_at": self.state.looked_at,
+            "interval": self.settings.interval,
+            **asdict(self.state.summary),
+            "reclaimed_by_profile": dict(self.reclaimed),
+        }
+        fd, tmp = tempfile.mkstemp(dir=self.snapshot_path.parent, prefix=".fleet-")
+        with os.fdopen(fd, "w") as f:
+            json.dump(data, f)
+        os.chmod(tmp, 0o600)
+        os.replace(tmp, self.snapshot_path)
+
+    async def run_forever(self) -> None:
+        while True:
+            started = time.monotonic()
+            await self.look()
+            await asyncio.sleep(max(0.0, self.settings.interval - (time.monotonic() - started)))
+
+    async def stop_server(self, user: str, server_name: str) -> None:
+        """An admin's stop from the page; the row goes at the next look."""
+        await self.client.stop_server(user, server_name)
+        key = f"{user}/{server_name}" if server_name else user
+        self.watches.pop(key, None)
+        self.state.rows = [r for r in self.state.rows if r.server != key] + [
+            GpuRow(gpu=r.gpu, index=r.index, model=r.model)
+            for r in self.state.rows
+            if r.server == key and self.inventory is not None
+        ]
+        self.state.rows.sort(key=lambda r: (r.index is None, r.index or 0, r.gpu, r.server))
+
+
+def settings_from_document(document: dict[str, Any]) -> ReclaimSettings:
+    from .gpu_reclaim import parse_policies
+
+    r = document.get("reclaim") or {}
+    return ReclaimSettings(
+        enabled=bool(r.get("enabled", True)),
+        policies=parse_policies(r.get("policies") or {}),
+        exempt_users=tuple(r.get("exempt_users") or ()),
+        exempt_groups=tuple(r.get("exempt_groups") or ()),
+        interval=float(r.get("interval", 30.0)),
+    )
