@@ -168,6 +168,13 @@ extra = os.environ.get("CUDASPAWNER_EXTRA_CONFIG") or str(data_dir / "cudaspawne
 if Path(extra).exists():
     load_subconfig(extra)  # noqa: F821  (provided by JupyterHub)
 
+# --- SSH -----------------------------------------------------------------------------------
+# One SSH gateway (port 2222) into users' running servers, keys managed on a hub page
+# (docs/ssh.md). After the site's config, so its services are kept. CUDASPAWNER_SSH=0: none.
+from spawner.ssh import configure_ssh  # noqa: E402
+
+configure_ssh(c, data_dir, c.JupyterHub.bind_url)
+
 # Stop now, not at the first spawn, if the profiles are broken.
 from spawner.config_check import check_hub_config  # noqa: E402
 

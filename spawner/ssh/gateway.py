@@ -1,0 +1,476 @@
+"""The SSH gateway: public-key logins, each session run in the user's own container.
+
+asyncssh speaks the protocol. This module decides who may log in (a key on the user's
+list, nothing else), which container a session runs in (`hub_api.choose_container`),
+and runs shells, commands, the `sftp` subsystem and forwarded connections there with
+`docker exec` as the container's own user, in its home. Forwarding reaches only
+loopback ports inside that container, through a small relay run in it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import asyncssh
+import docker
+from asyncssh.constants import EXTENDED_DATA_STDERR
+
+from .docker_exec import STDERR, Exec, ExecSpec
+from .hub_api import HubClient, NoServer, Target, choose_container
+from .keys import KeyStore, StoredKey
+
+log = logging.getLogger("cudaspawner.ssh")
+
+# Names that mean "this container itself" in `ssh -L local:HOST:port`.
+LOOPBACK_NAMES = {"localhost", "127.0.0.1", "::1", "ip6-localhost"}
+
+# Run in the user's container for each forwarded connection: connects to the port on the
+# container's loopback and copies bytes both ways until either side closes.
+RELAY = r"""
+import os, socket, sys, threading
+port = int(sys.argv[1])
+s = None
+for host in ("127.0.0.1", "::1"):
+    try:
+        s = socket.create_connection((host, port), timeout=10)
+        break
+    except OSError as e:
+        err = e
+if s is None:
+    sys.stderr.write(f"Nothing accepts connections on port {port} in your server ({err}).\n")
+    sys.exit(1)
+s.settimeout(None)
+def upstream():
+    while True:
+        data = os.read(0, 65536)
+        if not data:
+            break
+        s.sendall(data)
+    try:
+        s.shutdown(socket.SHUT_WR)
+    except OSError:
+        pass
+threading.Thread(target=upstream, daemon=True).start()
+out = sys.stdout.buffer
+while True:
+    data = s.recv(65536)
+    if not data:
+        break
+    out.write(data)
+    out.flush()
+"""
+
+
+@dataclass
+class GatewaySettings:
+    """What the gateway needs to know besides its collaborators (set by the service app)."""
+
+    hub_url: str = "/"  # the hub's public URL, for the sentences users read
+    auto_start: bool = False
+    start_timeout: float = 120
+    activity_interval: float = 300
+    sftp_server: str = "/usr/lib/openssh/sftp-server"
+    relay_python: str = "python3"
+    session_log: Path | None = None
+
+
+@dataclass
+class Login:
+    """One SSH connection: who, with which key, from where."""
+
+    peer: str
+    user: str = ""
+    key: StoredKey | None = None
+    started: float = field(default_factory=time.time)
+    open_channels: int = 0
+    activity_task: asyncio.Task | None = None
+
+
+class _ContainerSession(asyncssh.SSHServerProcess):
+    """A session whose `sftp` subsystem runs in the container, not in asyncssh.
+
+    asyncssh serves `sftp` itself (on the gateway's own files) or refuses it; here it is
+    handed to the gateway like a shell or a command, which runs the container's
+    sftp-server as the user. This leans on asyncssh's session internals (2.14 .. 2.x).
+    """
+
+    def subsystem_requested(self, subsystem: str) -> bool:
+        return subsystem == "sftp"
+
+    def session_started(self) -> None:
+        chan = self._chan
+        stdin = asyncssh.SSHReader(self, chan)
+        stdout = asyncssh.SSHWriter(self, chan)
+        stderr = asyncssh.SSHWriter(self, chan, EXTENDED_DATA_STDERR)
+        handler = self._session_factory(stdin, stdout, stderr)
+        if inspect.isawaitable(handler):
+            self._conn.create_task(handler, stdin.logger)
+
+
+class _Server(asyncssh.SSHServer):
+    """Per connection: authentication and what may be forwarded."""
+
+    def __init__(self, gateway: Gateway) -> None:
+        self.gateway = gateway
+        self.login: Login | None = None
+        self.conn: asyncssh.SSHServerConnection | None = None
+
+    def connection_made(self, conn: asyncssh.SSHServerConnection) -> None:
+        self.conn = conn
+        peer = conn.get_extra_info("peername") or ("?", 0)
+        self.login = Login(peer=f"{peer[0]}:{peer[1]}")
+        self.gateway.logins[conn] = self.login
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.conn is not None:
+            self.gateway.logins.pop(self.conn, None)
+        login = self.login
+        if login and login.activity_task:
+            login.activity_task.cancel()
+        if login and login.key:
+            self.gateway.record("logout", login, started=login.started, ended=time.time())
+
+    def begin_auth(self, username: str) -> bool:
+        return True  # always authenticate; never say whether a user exists
+
+    def password_auth_supported(self) -> bool:
+        return False
+
+    def kbdint_auth_supported(self) -> bool:
+        return False
+
+    def host_based_auth_supported(self) -> bool:
+        return False
+
+    def public_key_auth_supported(self) -> bool:
+        return True
+
+    def validate_public_key(self, username: str, key: asyncssh.SSHKey) -> bool:
+        # Read afresh on every attempt: a key removed on the page is refused at once.
+        stored = self.gateway.store.find(username, key)
+        if stored is not None and self.login is not None:
+            self.login.user, self.login.key = username, stored
+        return stored is not None
+
+    def auth_completed(self) -> None:
+        login = self.login
+        if login is None or login.key is None:
+            return
+        self.gateway.record("login", login, started=login.started)
+        login.activity_task = asyncio.ensure_future(self.gateway.keep_active(login))
+
+    def session_requested(self) -> asyncssh.SSHServerSession:
+        return _ContainerSession(self.gateway.session, None, 0, False)
+
+    def connection_requested(self, dest_host: str, dest_port: int, orig_host: str, orig_port: int):
+        if dest_host.strip("[]").lower() not in LOOPBACK_NAMES or not 0 < dest_port < 65536:
+            log.warning(
+                "ssh forward refused: user=%s to %s:%s",
+                self.login and self.login.user,
+                dest_host,
+                dest_port,
+            )
+            raise asyncssh.ChannelOpenError(
+                asyncssh.OPEN_ADMINISTRATIVELY_PROHIBITED,
+                "Only ports inside your own server can be forwarded: use localhost:PORT.",
+            )
+        login = self.login
+        assert login is not None
+
+        async def handler(reader: asyncssh.SSHReader, writer: asyncssh.SSHWriter) -> None:
+            await self.gateway.forward(login, dest_port, reader, writer)
+
+        return handler
+
+    def server_requested(self, listen_host: str, listen_port: int):
+        return False  # remote forwarding would open a port on the gateway host
+
+    def unix_connection_requested(self, dest_path: str):
+        return False
+
+    def unix_server_requested(self, listen_path: str):
+        return False
+
+
+class Gateway:
+    """Runs sessions for logged-in users in their running containers."""
+
+    def __init__(
+        self,
+        store: KeyStore,
+        hub: HubClient,
+        docker_client: docker.DockerClient,
+        settings: GatewaySettings,
+    ) -> None:
+        self.store = store
+        self.hub = hub
+        self.docker = docker_client
+        self.settings = settings
+        self.logins: dict[asyncssh.SSHServerConnection, Login] = {}
+
+    async def listen(self, host: str, port: int, host_key: asyncssh.SSHKey) -> asyncssh.SSHAcceptor:
+        return await asyncssh.create_server(
+            lambda: _Server(self),
+            host or None,
+            port,
+            server_host_keys=[host_key],
+            encoding=None,
+            line_editor=False,  # the container's shell does its own line editing
+            agent_forwarding=False,
+            x11_forwarding=False,
+            allow_scp=False,
+            login_timeout=60,
+        )
+
+    # --- bookkeeping -----------------------------------------------------------------
+    def record(self, event: str, login: Login, **fields) -> None:
+        """One line per login, logout and session: user, key, source, start, end."""
+        entry = {
+            "event": event,
+            "user": login.user,
+            "key": login.key.fingerprint if login.key else "",
+            "key_name": login.key.name if login.key else "",
+            "source": login.peer,
+            **{k: _iso(v) if k in ("started", "ended") else v for k, v in fields.items()},
+        }
+        log.info("ssh %s", json.dumps(entry))
+        if self.settings.session_log:
+            with open(self.settings.session_log, "a") as f:
+                f.write(json.dumps(entry) + "\n")
+
+    async def keep_active(self, login: Login) -> None:
+        """While connected, tell the hub the user is active (the idle culler reads it)."""
+        while True:
+            try:
+                await self.hub.record_activity(login.user)
+            except Exception as e:  # the hub restarting must not end the session
+                log.warning("ssh: could not record activity for %s: %s", login.user, e)
+            await asyncio.sleep(self.settings.activity_interval)
+
+    # --- which container ---------------------------------------------------------------
+    async def resolve(self, user: str, progress: Callable[[str], None]) -> Target:
+        """The user's running container, starting it first if the admin allows."""
+        started_here = False
+        deadline = time.monotonic() + self.settings.start_timeout
+        hub_url = self.settings.hub_url
+        while True:
+            model = await self.hub.user(user)
+            if model is None:
+                raise NoServer(f"There is no hub user {user!r}.")
+            server = (model.get("servers") or {}).get("") or {}
+            attrs = None
+            object_id = (server.get("state") or {}).get("object_id")
+            if object_id:
+                attrs = await asyncio.to_thread(self._inspect, object_id)
+            target, why = choose_container(user, model, attrs)
+            if target is not None:
+                return target
+            if why not in ("no server", "starting"):
+                log.warning("ssh: no session for %s: %s", user, why)
+                raise NoServer(
+                    f"Your server cannot take SSH sessions ({why}). Restart it from "
+                    f"{hub_url}hub/home and try again."
+                )
+            if why == "no server" and not self.settings.auto_start:
+                raise NoServer(
+                    f"You have no running server. Start one at {hub_url}hub/spawn (or from "
+                    "your hub home page), then connect again."
+                )
+            if why == "no server" and not started_here:
+                progress("Starting your server with the default profile ...")
+                await self.hub.start_server(user)
+                started_here = True
+            elif why == "starting" and not started_here:
+                progress("Your server is starting; waiting for it ...")
+                started_here = True
+            if time.monotonic() > deadline:
+                raise NoServer(
+                    f"Your server did not become ready in {self.settings.start_timeout:.0f} s; "
+                    f"see {hub_url}hub/home."
+                )
+            await asyncio.sleep(1)
+
+    def _inspect(self, container_id: str) -> dict | None:
+        try:
+            return self.docker.api.inspect_container(container_id)
+        except docker.errors.NotFound:
+            return None
+
+    # --- sessions ----------------------------------------------------------------------
+    async def session(self, process: asyncssh.SSHServerProcess) -> None:
+        """A shell, a command or the sftp subsystem, run in the user's container."""
+        login = self.logins.get(process.get_extra_info("connection"))
+        user = process.get_extra_info("username")
+        if login is None or login.user != user:
+            process.exit(255)
+            return
+        kind = "sftp" if process.subsystem else ("exec" if process.command else "shell")
+        started = time.time()
+        code = 255
+        login.open_channels += 1
+        try:
+            code = await self._run(process, user, kind)
+        finally:
+            login.open_channels -= 1
+            self.record("session", login, kind=kind, started=started, ended=time.time(), exit=code)
+        process.exit(code)
+
+    async def _run(self, process: asyncssh.SSHServerProcess, user: str, kind: str) -> int:
+        tty = process.get_terminal_type() is not None
+        newline = "\r\n" if tty else "\n"
+
+        def say(text: str) -> None:
+            process.stderr.write((text + newline).encode())
+
+        try:
+            target = await self.resolve(user, say)
+        except NoServer as e:
+            say(str(e))
+            return 1
+        shell = target.env.get("SHELL") or "/bin/sh"
+        env = {"HOME": target.home}
+        if tty:
+            env["TERM"] = process.get_terminal_type() or "xterm"
+        if kind == "sftp":
+            if process.subsystem != "sftp":
+                say(f"This server offers no {process.subsystem!r} subsystem.")
+                return 1
+            if not await self._has_sftp_server(target):
+                say(
+                    f"This server's image has no SFTP server ({self.settings.sftp_server}, "
+                    "Debian package openssh-sftp-server), so sftp and scp cannot work; "
+                    "ask your admin to add it to the image."
+                )
+                return 1
+            cmd = [self.settings.sftp_server]
+        elif kind == "exec":
+            cmd = [shell, "-c", process.command]
+        else:
+            cmd = [shell, "-l"]
+        await self.hub.record_activity(user)
+        spec = ExecSpec(target.container_id, cmd, target.user, target.home, tty, env)
+        execution = await Exec.start(self.docker, spec)
+        if tty:
+            width, height = process.get_terminal_size()[:2]
+            await execution.resize(width, height)
+
+        async def deliver(stream: int, data: bytes) -> None:
+            out = process.stderr if stream == STDERR and not tty else process.stdout
+            out.write(data)
+            await out.drain()
+
+        return await self._bridge(execution, process.stdin, deliver, process.wait_closed())
+
+    async def _bridge(
+        self,
+        execution: Exec,
+        stdin: asyncssh.SSHReader,
+        deliver: Callable[[int, bytes], Awaitable[None]],
+        closed: Awaitable[None],
+    ) -> int:
+        """Copy stdin in and output out until the process ends or the client goes away."""
+
+        async def feed() -> None:
+            while True:
+                try:
+                    data = await stdin.read(65536)
+                except asyncssh.TerminalSizeChanged as change:
+                    await execution.resize(change.width, change.height)
+                    continue
+                except (asyncssh.BreakReceived, asyncssh.SignalReceived):
+                    continue
+                if not data:
+                    execution.close_stdin()
+                    return
+                await execution.write(data)
+
+        queue: asyncio.Queue = asyncio.Queue()
+        output = asyncio.ensure_future(execution.pump_output(lambda s, d: queue.put_nowait((s, d))))
+
+        async def drain_output() -> None:
+            await output
+            queue.put_nowait(None)
+
+        async def send() -> None:
+            while (item := await queue.get()) is not None:
+                await deliver(*item)
+
+        feeder = asyncio.ensure_future(feed())
+        done_output = asyncio.ensure_future(drain_output())
+        sender = asyncio.ensure_future(send())
+        gone = asyncio.ensure_future(closed)
+        try:
+            await asyncio.wait({sender, gone}, return_when=asyncio.FIRST_COMPLETED)
+            if gone.done() and not sender.done():
+                await execution.terminate()  # the client left: end what it started
+                return 255
+            return await execution.exit_code()
+        except (OSError, asyncssh.Error):
+            await execution.terminate()
+            return 255
+        finally:
+            for task in (feeder, output, done_output, sender, gone):
+                task.cancel()
+            execution.close()
+
+    async def _has_sftp_server(self, target: Target) -> bool:
+        spec = ExecSpec(
+            target.container_id, ["test", "-x", self.settings.sftp_server], target.user, "/"
+        )
+        check = await Exec.start(self.docker, spec)
+        check.close_stdin()
+        await check.pump_output(lambda s, d: None)
+        check.close()
+        return await check.exit_code() == 0
+
+    # --- forwarding --------------------------------------------------------------------
+    async def forward(
+        self, login: Login, port: int, reader: asyncssh.SSHReader, writer: asyncssh.SSHWriter
+    ) -> None:
+        """One `ssh -L` connection to `port` on the user's container's loopback."""
+        started = time.time()
+        result = "closed"
+        login.open_channels += 1
+        try:
+            try:
+                target = await self.resolve(login.user, lambda text: None)
+            except NoServer as e:
+                result = str(e)
+                return
+            spec = ExecSpec(
+                target.container_id,
+                [self.settings.relay_python, "-c", RELAY, str(port)],
+                target.user,
+                target.home,
+            )
+            execution = await Exec.start(self.docker, spec)
+            problems: list[bytes] = []
+
+            async def deliver(stream: int, data: bytes) -> None:
+                if stream == STDERR:
+                    problems.append(data)
+                else:
+                    writer.write(data)
+                    await writer.drain()
+
+            code = await self._bridge(execution, reader, deliver, writer.channel.wait_closed())
+            result = b"".join(problems).decode(errors="replace").strip() or f"exit {code}"
+        except (OSError, asyncssh.Error) as e:
+            result = str(e)
+        finally:
+            login.open_channels -= 1
+            writer.close()
+            self.record(
+                "forward", login, port=port, started=started, ended=time.time(), result=result
+            )
+
+
+def _iso(stamp: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(stamp))

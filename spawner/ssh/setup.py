@@ -1,0 +1,105 @@
+"""`configure_ssh`: the one call in jupyterhub_config.py that adds the SSH service."""
+
+from __future__ import annotations
+
+import os
+import socket
+import sys
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+SERVICE = "ssh"
+ROLE = "ssh-gateway"
+# What the gateway may do with the hub API: find users' servers and the container the
+# spawner made for each (server state), report activity, start a server if allowed.
+SCOPES = ["read:users", "read:servers", "admin:server_state", "users:activity"]
+
+
+def _free_loopback_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _flag(value: str | None, default: bool) -> bool:
+    value = (value or "").strip().lower()
+    return default if not value else value not in ("0", "off", "false", "no")
+
+
+def ssh_service(
+    data_dir: Path,
+    hub_url: str,
+    *,
+    ssh_port: int = 2222,
+    ssh_ip: str = "",
+    ssh_host: str = "",
+    page_port: int = 0,
+    auto_start: bool = False,
+) -> tuple[dict, dict]:
+    """(service, role) entries for the hub's configuration (pure: no I/O but a free port)."""
+    page_port = page_port or _free_loopback_port()
+    args = [
+        f"--SshGatewayApp.data_dir={data_dir}",
+        f"--SshGatewayApp.ssh_port={ssh_port}",
+        f"--SshGatewayApp.ssh_ip={ssh_ip}",
+        f"--SshGatewayApp.ssh_host={ssh_host}",
+        f"--SshGatewayApp.page_port={page_port}",
+        f"--SshGatewayApp.hub_url={hub_url}",
+        f"--SshGatewayApp.auto_start={auto_start}",
+    ]
+    service = {
+        "name": SERVICE,
+        "display": True,  # listed in the hub's Services menu
+        "url": f"http://127.0.0.1:{page_port}",
+        "command": [sys.executable, "-m", "spawner.ssh", *args],
+        "oauth_no_confirm": True,
+        # The service reads the engine's socket; it inherits the hub's environment for it.
+        "environment": {
+            **{k: v for k, v in os.environ.items() if k in ("DOCKER_HOST", "PATH")},
+            # `python -m spawner.ssh` from a source checkout as well as from an install.
+            "PYTHONPATH": str(Path(__file__).resolve().parents[2]),
+        },
+    }
+    scopes = SCOPES + (["servers"] if auto_start else [])
+    role = {"name": ROLE, "services": [SERVICE], "scopes": scopes}
+    return service, role
+
+
+def public_hub_url(bind_url: str) -> str:
+    """The hub's URL as users type it: bind_url with this host's name when it has none."""
+    parts = urlsplit(bind_url)
+    host = parts.hostname or ""
+    if host in ("", "0.0.0.0", "::"):
+        netloc = socket.getfqdn() + (f":{parts.port}" if parts.port else "")
+        parts = parts._replace(netloc=netloc)
+    return urlunsplit(parts._replace(path=parts.path.rstrip("/") + "/"))
+
+
+def configure_ssh(c, data_dir: Path, hub_url: str) -> None:
+    """Add the SSH gateway and keys page to the hub's config `c` (CUDASPAWNER_SSH=0: none).
+
+    Environment: CUDASPAWNER_SSH_PORT (2222), CUDASPAWNER_SSH_IP (all addresses),
+    CUDASPAWNER_SSH_HOST (name shown to users), CUDASPAWNER_SSH_PAGE_PORT (a free
+    loopback port), CUDASPAWNER_SSH_AUTOSTART (off).
+    """
+    if not _flag(os.environ.get("CUDASPAWNER_SSH"), True):
+        return
+    try:
+        port = int(os.environ.get("CUDASPAWNER_SSH_PORT", "2222"))
+        page_port = int(os.environ.get("CUDASPAWNER_SSH_PAGE_PORT", "0"))
+    except ValueError:
+        raise SystemExit(
+            "cudaspawner: CUDASPAWNER_SSH_PORT and CUDASPAWNER_SSH_PAGE_PORT must be numbers."
+        ) from None
+    service, role = ssh_service(
+        data_dir,
+        public_hub_url(hub_url),
+        ssh_port=port,
+        ssh_ip=os.environ.get("CUDASPAWNER_SSH_IP", ""),
+        ssh_host=os.environ.get("CUDASPAWNER_SSH_HOST", ""),
+        page_port=page_port,
+        auto_start=_flag(os.environ.get("CUDASPAWNER_SSH_AUTOSTART"), False),
+    )
+    # Appended to, not replacing, what the site or the tests configure.
+    c.JupyterHub.services = [*c.JupyterHub.get("services", []), service]
+    c.JupyterHub.load_roles = [*c.JupyterHub.get("load_roles", []), role]

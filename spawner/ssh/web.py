@@ -1,0 +1,117 @@
+"""The keys page: each user adds, names and removes their own SSH keys (hub login).
+
+A JupyterHub service page (hub OAuth): only the logged-in user's own keys are shown or
+changed, forms carry the hub's XSRF token, and a bad key comes back as a sentence on the
+page, never a traceback.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import jinja2
+from jupyterhub.services.auth import HubOAuthCallbackHandler, HubOAuthenticated
+from jupyterhub.utils import url_path_join
+from tornado import web
+
+from .keys import KeyProblem, KeyStore
+
+_templates = jinja2.Environment(
+    loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"),
+    autoescape=True,
+)
+
+
+@dataclass(frozen=True)
+class PageInfo:
+    """What the page tells users about the gateway."""
+
+    ssh_host: str
+    ssh_port: int
+    host_key_fingerprint: str
+    host_key_line: str
+    hub_url: str
+
+
+def ssh_command(info: PageInfo, user: str) -> str:
+    port = "" if info.ssh_port == 22 else f"-p {info.ssh_port} "
+    return f"ssh {port}{user}@{info.ssh_host}"
+
+
+class KeysPage(HubOAuthenticated, web.RequestHandler):
+    """GET lists the user's keys; POST adds one."""
+
+    def initialize(self, store: KeyStore, info: PageInfo, prefix: str) -> None:
+        self.store = store
+        self.info = info
+        self.prefix = prefix
+
+    def render_page(self, status: int = 200, problem: str = "", notice: str = "", **form) -> None:
+        user = self.current_user["name"]
+        self.set_status(status)
+        self.set_header("Cache-Control", "no-store")
+        html = _templates.get_template("keys.html").render(
+            user=user,
+            keys=self.store.keys(user),
+            info=self.info,
+            command=ssh_command(self.info, user),
+            prefix=self.prefix,
+            xsrf=self.xsrf_token.decode()
+            if isinstance(self.xsrf_token, bytes)
+            else self.xsrf_token,
+            problem=problem,
+            notice=notice,
+            form=form,
+        )
+        self.finish(html)
+
+    @web.authenticated
+    def get(self) -> None:
+        self.render_page(notice=self.get_argument("done", ""))
+
+    @web.authenticated
+    def post(self) -> None:
+        user = self.current_user["name"]
+        text = self.get_body_argument("key", "")
+        name = self.get_body_argument("name", "")
+        try:
+            added = self.store.add(user, text, name)
+        except KeyProblem as e:
+            self.render_page(400, problem=str(e), key=text[:4000], name=name[:200])
+            return
+        self.redirect(url_path_join(self.prefix, f"?done=Added+{added.fingerprint}"))
+
+
+class RemoveKey(HubOAuthenticated, web.RequestHandler):
+    """POST removes one of the user's own keys; it stops working at once."""
+
+    def initialize(self, store: KeyStore, info: PageInfo, prefix: str) -> None:
+        self.store = store
+        self.prefix = prefix
+
+    @web.authenticated
+    def post(self, key_id: str) -> None:
+        if not self.store.remove(self.current_user["name"], int(key_id)):
+            raise web.HTTPError(404, "You have no key with that number; reload the page.")
+        self.redirect(url_path_join(self.prefix, "?done=Removed"))
+
+
+def make_app(store: KeyStore, info: PageInfo, prefix: str, cookie_secret: bytes) -> web.Application:
+    """The tornado application serving the keys page under the service prefix."""
+    args = {"store": store, "info": info, "prefix": prefix}
+    return web.Application(
+        [
+            (prefix, KeysPage, args),
+            (url_path_join(prefix, "keys"), KeysPage, args),
+            (url_path_join(prefix, r"keys/(\d+)/remove"), RemoveKey, args),
+            (url_path_join(prefix, "oauth_callback"), HubOAuthCallbackHandler),
+        ],
+        cookie_secret=cookie_secret,
+        login_url=url_path_join(prefix, "oauth_callback"),
+        xsrf_cookies=True,
+    )
+
+
+def _text(value: str | bytes) -> str:
+    return value.decode() if isinstance(value, bytes) else value

@@ -1,0 +1,356 @@
+"""Issue 17 on the real hub, engine and gateway, driven by Debian's OpenSSH client.
+
+The hub runs the default deployment (jupyterhub_config.py, so `configure_ssh` starts the
+gateway as its service) with a stand-in GPU inventory: the engine's `nvidia` runtime is
+runc here, so containers carry their devices in NVIDIA_VISIBLE_DEVICES but see no GPU.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+import socket
+import subprocess
+import time
+
+import asyncssh
+import pytest
+import requests
+
+from spawner.ssh.keys import KeyStore
+from tests.hubtools import (
+    TEST_NETWORK,
+    container_of,
+    dump_docker_state,
+    free_port,
+    make_hub,
+    remove_hub_leftovers,
+)
+from tests.ssh.sshtools import (
+    SshTarget,
+    ensure_sftp_image,
+    make_key,
+    wait_for_port,
+    write_known_hosts,
+)
+
+pytestmark = [pytest.mark.docker, pytest.mark.hub]
+
+if not shutil.which("ssh"):
+    pytest.fail("These tests need Debian's OpenSSH client: apt-get install -y openssh-client")
+
+GPUS = """
+c.CUDADockerSpawner.gpu_inventory = [{"id": "GPU-a"}, {"id": "GPU-b"}]
+c.CUDADockerSpawner.profiles = [{"slug": "gpu", "display_name": "GPU", "gpus": 1}]
+c.CUDADockerSpawner.gpu_request_style = "runtime"
+"""
+
+
+@pytest.fixture(scope="module")
+def deployment(tmp_path_factory, request):
+    """A hub with the SSH gateway, alice and bob running, dave with a key but no server."""
+    import docker
+
+    from spawner.deployment import ensure_network
+
+    client = docker.from_env()
+    ensure_network(client, TEST_NETWORK)
+    image = ensure_sftp_image(client)
+    tmp = tmp_path_factory.mktemp("ssh")
+    port = free_port()
+    hub = make_hub(
+        tmp,
+        GPUS,
+        env={
+            "CUDASPAWNER_SSH_PORT": str(port),
+            "CUDASPAWNER_SSH_IP": "127.0.0.1",
+            "CUDASPAWNER_IMAGE": image,
+        },
+    )
+    volumes = [f"cudaspawner-home-{u}" for u in ("alice", "bob", "dave")]
+    try:
+        hub.start()
+        wait_for_port(port)
+        hub.api("POST", "users", json={"usernames": ["alice", "bob", "dave"]})
+        for user in ("alice", "bob"):
+            r = hub.api("POST", f"users/{user}/server", json={})
+            assert r.status_code in (201, 202), r.text
+        for user in ("alice", "bob"):
+            hub.wait_ready(user)
+        known_hosts = tmp / "known_hosts"
+        write_known_hosts(hub.data_dir, port, known_hosts)
+        store = KeyStore(hub.data_dir / "ssh-keys.sqlite")
+        keys = {u: make_key(tmp / "keys", u) for u in ("alice", "bob", "dave", "stranger")}
+        for user in ("alice", "bob", "dave"):
+            store.add(user, keys[user].public_line, "laptop")
+        yield hub, SshTarget(port, known_hosts), keys, store, client
+    except BaseException:
+        print(dump_docker_state(client, hub))
+        raise
+    finally:
+        if request.session.testsfailed:
+            print(hub.log()[-6000:])
+        hub.stop()
+        remove_hub_leftovers(client, hub, volumes)
+
+
+def _sessions(hub) -> list[dict]:
+    path = hub.data_dir / "ssh-sessions.log"
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def test_key_login_lands_as_the_container_user_in_home_with_the_users_gpu(deployment):
+    hub, target, keys, _, client = deployment
+    before = hub.api("GET", "users/alice").json()["last_activity"]
+    time.sleep(1.1)  # activity stamps have second precision
+    r = target.ssh("alice", keys["alice"], 'id -un; id -u; pwd; echo "$NVIDIA_VISIBLE_DEVICES"')
+    assert r.returncode == 0, r.stderr
+    name, uid, cwd, devices = r.stdout.split()
+    container = container_of(client, "alice")
+    env = dict(e.split("=", 1) for e in container.attrs["Config"]["Env"])
+    assert (name, uid, cwd) == ("jovyan", "1000", "/home/jovyan")
+    assert devices == env["NVIDIA_VISIBLE_DEVICES"] and devices in ("GPU-a", "GPU-b")
+    # Bob's session is in bob's container, with bob's GPU.
+    r = target.ssh("bob", keys["bob"], "echo $NVIDIA_VISIBLE_DEVICES; hostname")
+    assert r.returncode == 0, r.stderr
+    bob_devices, bob_host = r.stdout.split()
+    assert bob_devices != devices
+    assert bob_host == container_of(client, "bob").attrs["Config"]["Hostname"]
+    # The exit status of a command comes back to the client.
+    assert target.ssh("alice", keys["alice"], "exit 7").returncode == 7
+    # Logged (user, key, source, start, end) and counted as activity for the culler.
+    fingerprint = asyncssh.import_public_key(keys["alice"].public_line).get_fingerprint()
+    sessions = [s for s in _sessions(hub) if s["event"] == "session" and s["user"] == "alice"]
+    assert sessions and sessions[-1]["key"] == fingerprint
+    assert sessions[-1]["source"].startswith("127.0.0.1:")
+    assert sessions[-1]["started"] and sessions[-1]["ended"] and sessions[-1]["exit"] == 7
+    assert any(s["event"] == "logout" and s["user"] == "alice" for s in _sessions(hub))
+    after = hub.api("GET", "users/alice").json()["last_activity"]
+    assert after > before
+
+
+def test_a_file_written_over_scp_is_in_the_notebook_home_and_sftp_lists_it(deployment, tmp_path):
+    hub, target, keys, _, _ = deployment
+    local = tmp_path / "results.csv"
+    local.write_text("epoch,loss\n1,0.25\n")
+    scp = subprocess.run(
+        ["scp", *target.options(keys["alice"], "-P"), str(local), "alice@127.0.0.1:results.csv"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert scp.returncode == 0, scp.stderr
+    # The notebook server (through the hub's proxy) sees it in the user's home.
+    r = hub.api("GET", "../../user/alice/api/contents/results.csv?content=1")
+    assert r.status_code == 200, r.text
+    assert r.json()["content"] == "epoch,loss\n1,0.25\n"
+    listing = subprocess.run(
+        ["sftp", "-b", "-", *target.options(keys["alice"], "-P"), "alice@127.0.0.1"],
+        input="ls -l\n",
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert listing.returncode == 0, listing.stderr
+    assert "results.csv" in listing.stdout
+    assert "jovyan" in listing.stdout  # owned by the container user, not root
+
+
+def _serve_in(client, user: str, port: int, text: str) -> None:
+    """A web server on the container's loopback only, serving one file."""
+    container = container_of(client, user)
+    container.exec_run(
+        [
+            "sh",
+            "-c",
+            f"mkdir -p /tmp/www && echo {text} > /tmp/www/index.html && cd /tmp/www && "
+            f"exec python3 -m http.server {port} --bind 127.0.0.1",
+        ],
+        detach=True,
+        user="1000:100",
+    )
+    for _ in range(50):
+        if (
+            container.exec_run(
+                ["python3", "-c", f"import socket; socket.create_connection(('127.0.0.1', {port}))"]
+            ).exit_code
+            == 0
+        ):
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"no server on port {port} in {user}'s container")
+
+
+def _forward(target, key, user, spec: str):
+    return subprocess.Popen(
+        [
+            "ssh",
+            # LogLevel INFO: the client then prints the gateway's refusal of a forward.
+            *target.options(key, log_level="INFO"),
+            "-N",
+            "-o",
+            "ExitOnForwardFailure=yes",
+            "-L",
+            spec,
+            f"{user}@127.0.0.1",
+        ],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def _wait_listening(port: int) -> None:
+    for _ in range(100):
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.1)
+    raise AssertionError(f"ssh is not listening on local port {port}")
+
+
+def test_local_forward_reaches_a_loopback_port_inside_the_users_container(deployment):
+    _, target, keys, _, client = deployment
+    _serve_in(client, "alice", 8765, "alice-inside")
+    local = free_port()
+    proc = _forward(target, keys["alice"], "alice", f"{local}:localhost:8765")
+    try:
+        _wait_listening(local)
+        r = requests.get(f"http://127.0.0.1:{local}/index.html", timeout=30)
+        assert r.status_code == 200 and r.text.strip() == "alice-inside"
+        # A second connection over the same SSH connection works too.
+        assert requests.get(f"http://127.0.0.1:{local}/", timeout=30).status_code == 200
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def test_forward_to_another_users_container_or_the_host_is_refused(deployment):
+    _, target, keys, _, client = deployment
+    _serve_in(client, "bob", 8766, "bob-secret")
+    bob = container_of(client, "bob")
+    bob_ip = next(iter(bob.attrs["NetworkSettings"]["Networks"].values()))["IPAddress"]
+    for destination in (f"{bob_ip}:8888", "jupyter-bob:8888", "172.17.0.1:22", "example.org:80"):
+        local = free_port()
+        proc = _forward(target, keys["alice"], "alice", f"{local}:{destination}")
+        try:
+            _wait_listening(local)
+            with pytest.raises(requests.RequestException):
+                requests.get(f"http://127.0.0.1:{local}/", timeout=15)
+        finally:
+            proc.terminate()
+            _, err = proc.communicate(timeout=10)
+        assert "administratively prohibited" in err, err
+    # Bob's loopback server is not reachable as alice's localhost either: it is alice's own.
+    local = free_port()
+    proc = _forward(target, keys["alice"], "alice", f"{local}:localhost:8766")
+    try:
+        _wait_listening(local)
+        with pytest.raises(requests.RequestException):
+            requests.get(f"http://127.0.0.1:{local}/", timeout=15)
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def test_password_unknown_key_and_another_users_name_are_refused(deployment):
+    _, target, keys, _, _ = deployment
+    # The gateway offers public keys only: a password or keyboard-interactive login has
+    # nothing to answer ("Permission denied (publickey)" lists what the server allows).
+    r = target.ssh(
+        "alice",
+        None,
+        "true",
+        extra=(
+            "-o",
+            "PubkeyAuthentication=no",
+            "-o",
+            "PreferredAuthentications=password,keyboard-interactive",
+        ),
+    )
+    assert r.returncode == 255 and "Permission denied (publickey)" in r.stderr, r.stderr
+    r = target.ssh("alice", keys["stranger"], "true")
+    assert r.returncode == 255 and "Permission denied" in r.stderr
+    r = target.ssh("bob", keys["alice"], "id -un")
+    assert r.returncode == 255 and "Permission denied" in r.stderr
+    assert r.stdout == ""
+
+
+async def _password_attempt(port: int) -> str:
+    try:
+        async with asyncssh.connect(
+            "127.0.0.1",
+            port,
+            username="alice",
+            password="anything",
+            known_hosts=None,
+            client_keys=None,
+            preferred_auth="password,keyboard-interactive",
+        ):
+            return "logged in"
+    except asyncssh.PermissionDenied as e:
+        return f"denied: {e}"
+
+
+def test_a_password_sent_anyway_is_refused(deployment):
+    _, target, _, _, _ = deployment
+    assert asyncio.run(_password_attempt(target.port)).startswith("denied")
+
+
+def test_a_removed_key_stops_working_at_once(deployment, tmp_path):
+    _, target, _, store, _ = deployment
+    key = make_key(tmp_path, "spare")
+    added = store.add("alice", key.public_line, "spare")
+    assert target.ssh("alice", key, "true").returncode == 0
+    assert store.remove("alice", added.id)
+    r = target.ssh("alice", key, "true")
+    assert r.returncode == 255 and "Permission denied" in r.stderr
+
+
+def test_a_user_without_a_running_server_is_told_how_to_start_one(deployment):
+    hub, target, keys, _, _ = deployment
+    r = target.ssh("dave", keys["dave"], "true")
+    assert r.returncode == 1
+    assert "You have no running server. Start one at http://127.0.0.1:" in r.stderr
+    assert "/hub/spawn" in r.stderr
+
+
+async def _pty_sizes(port: int, key_path, known_hosts) -> list[str]:
+    async with asyncssh.connect(
+        "127.0.0.1",
+        port,
+        username="alice",
+        client_keys=[str(key_path)],
+        known_hosts=str(known_hosts),
+    ) as conn:
+        proc = await conn.create_process(term_type="xterm", term_size=(100, 30))
+        proc.stdin.write("stty size; tty\n")
+        seen = []
+        buf = ""
+        while "30 100" not in buf:
+            buf += await asyncio.wait_for(proc.stdout.read(1024), 20)
+        seen.append("30 100")
+        proc.change_terminal_size(132, 43)
+        await asyncio.sleep(0.5)
+        proc.stdin.write("stty size; exit 3\n")
+        buf = ""
+        while "43 132" not in buf:
+            buf += await asyncio.wait_for(proc.stdout.read(1024), 20)
+        seen.append("43 132")
+        result = await asyncio.wait_for(proc.wait(), 20)
+        seen.append(f"exit {result.exit_status}")
+        return seen
+
+
+def test_interactive_shell_has_a_pty_that_follows_resizes(deployment):
+    _, target, keys, _, _ = deployment
+    seen = asyncio.run(_pty_sizes(target.port, keys["alice"].private, target.known_hosts))
+    assert seen == ["30 100", "43 132", "exit 3"]
+
+
+def test_host_key_is_kept_0600_in_the_data_directory(deployment):
+    hub, *_ = deployment
+    path = hub.data_dir / "ssh_host_ed25519_key"
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert (hub.data_dir / "ssh-keys.sqlite").stat().st_mode & 0o777 == 0o600
