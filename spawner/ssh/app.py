@@ -13,6 +13,7 @@ import os
 import secrets
 import signal
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import docker
 from tornado.httpserver import HTTPServer
@@ -37,7 +38,8 @@ class SshGatewayApp(Application):
     ssh_ip = Unicode("", help="Address the SSH port listens on ('' = all).").tag(config=True)
     ssh_port = Int(2222, help="The gateway's one SSH port, for every user.").tag(config=True)
     ssh_host = Unicode(
-        "", help="Host name users type after '@' (shown on the keys page); default: this host."
+        "",
+        help="Host name users type after '@' (shown on the keys page); default: the hub's.",
     ).tag(config=True)
     page_ip = Unicode("127.0.0.1", help="Address of the keys page (behind the hub's proxy).").tag(
         config=True
@@ -83,7 +85,7 @@ class SshGatewayApp(Application):
         gateway = Gateway(store, hub, docker.from_env(), settings)
         public = host_key.convert_to_public()
         info = PageInfo(
-            ssh_host=self.ssh_host or os.uname().nodename,
+            ssh_host=self.ssh_host or urlsplit(self.hub_url).hostname or os.uname().nodename,
             ssh_port=self.ssh_port,
             host_key_fingerprint=fingerprint(public),
             host_key_line=public.export_public_key("openssh").decode().strip(),

@@ -68,7 +68,18 @@ class KeysPage(HubOAuthenticated, web.RequestHandler):
 
     @web.authenticated
     def get(self) -> None:
-        self.render_page(notice=self.get_argument("done", ""))
+        # Only fixed sentences from the query, so a link cannot put words on this page.
+        notice = ""
+        added = self.get_argument("added", "")
+        if added.isdigit():
+            key = next(
+                (k for k in self.store.keys(self.current_user["name"]) if k.id == int(added)), None
+            )
+            if key is not None:
+                notice = f"Added {key.name!r} ({key.fingerprint}); it logs in from now on."
+        elif self.get_argument("removed", ""):
+            notice = "Key removed; it no longer logs in."
+        self.render_page(notice=notice)
 
     @web.authenticated
     def post(self) -> None:
@@ -80,7 +91,7 @@ class KeysPage(HubOAuthenticated, web.RequestHandler):
         except KeyProblem as e:
             self.render_page(400, problem=str(e), key=text[:4000], name=name[:200])
             return
-        self.redirect(url_path_join(self.prefix, f"?done=Added+{added.fingerprint}"))
+        self.redirect(url_path_join(self.prefix, f"?added={added.id}"))
 
 
 class RemoveKey(HubOAuthenticated, web.RequestHandler):
@@ -94,7 +105,7 @@ class RemoveKey(HubOAuthenticated, web.RequestHandler):
     def post(self, key_id: str) -> None:
         if not self.store.remove(self.current_user["name"], int(key_id)):
             raise web.HTTPError(404, "You have no key with that number; reload the page.")
-        self.redirect(url_path_join(self.prefix, "?done=Removed"))
+        self.redirect(url_path_join(self.prefix, "?removed=1"))
 
 
 def make_app(store: KeyStore, info: PageInfo, prefix: str, cookie_secret: bytes) -> web.Application:
