@@ -1,0 +1,195 @@
+"""Issue 16 on the real hub and engine: idle GPUs come back, busy and exempt ones stay,
+"keep" holds a server until its next idle period, and /hub/metrics counts it all.
+
+The user image runs the simulated GPU backend, chosen through each profile's environment:
+the "busy" profile's GPUs read 90 % utilisation, the "idle" profile's 0 %. The engine's
+runtime named `nvidia` is a stand-in for runc (scripts/test.sh), so GPU containers start.
+Thresholds are seconds, so the whole story takes well under a minute.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+import requests
+from prometheus_client.parser import text_string_to_metric_families
+
+pytestmark = [pytest.mark.docker, pytest.mark.hub]
+
+UUIDS = [f"GPU-00000000-0000-4000-8000-00000000000{i}" for i in range(4)]
+IDLE_AFTER, WARN_FOR = 12, 6
+
+
+def _description(utilisation: int) -> dict:
+    return {
+        "driver_version": "550.54.15",
+        "cuda_driver_version": "12.4",
+        "gpus": [
+            {
+                "index": i,
+                "uuid": uuid,
+                "name": "Simulated H100",
+                "utilization_gpu": utilisation,
+                "memory_used": 2**30,
+                "memory_total": 80 * 2**30,
+            }
+            for i, uuid in enumerate(UUIDS)
+        ],
+    }
+
+
+def _config(sim_dir) -> str:
+    def profile(slug: str) -> dict:
+        return {
+            "slug": slug,
+            "display_name": slug,
+            "gpus": 1,
+            "environment": {
+                "CUDASPAWNER_GPU_BACKEND": "simulated",
+                "CUDASPAWNER_SIMULATED_GPUS": f"/sim/{slug}.json",
+            },
+            "volumes": {str(sim_dir): "/sim"},
+        }
+
+    policy = {"idle_after": IDLE_AFTER, "warn_for": WARN_FOR, "threshold": 10}
+    inventory = [{"id": u, "name": "Simulated H100"} for u in UUIDS]
+    profiles = [{"slug": "cpu", "display_name": "CPU", "default": True}]
+    profiles += [profile("busy"), profile("idle")]
+    return f"""
+c.CUDADockerSpawner.gpu_inventory = {inventory!r}
+c.CUDADockerSpawner.profiles = {profiles!r}
+c.CUDADockerSpawner.gpu_request_style = "runtime"
+c.Spawner.poll_interval = 1
+c.GpuReclaim.interval = 1
+c.GpuReclaim.policies = {{"*": {policy!r}}}
+c.GpuReclaim.exempt_users = ["exempt"]
+"""
+
+
+def _metrics(hub) -> dict[tuple[str, tuple], float]:
+    r = requests.get(
+        hub.url + "hub/metrics", headers={"Authorization": f"token {hub.admin_token}"}, timeout=30
+    )
+    assert r.status_code == 200, r.text[:300]
+    found = {}
+    for family in text_string_to_metric_families(r.text):
+        if family.name.startswith("cudaspawner"):
+            for s in family.samples:
+                found[(s.name, tuple(sorted(s.labels.items())))] = s.value
+    return found
+
+
+def _wait(what: str, check, timeout: float, hub) -> object:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.5)
+    raise AssertionError(f"timed out waiting for {what}:\n{hub.log()[-4000:]}")
+
+
+def test_idle_gpu_is_warned_then_stopped_busy_exempt_and_kept_servers_stay(
+    hub_factory, docker_client, tmp_path
+):
+    sim = tmp_path / "sim"
+    sim.mkdir()
+    sim.chmod(0o755)
+    for slug, utilisation in (("busy", 90), ("idle", 0)):
+        (sim / f"{slug}.json").write_text(json.dumps(_description(utilisation)))
+        (sim / f"{slug}.json").chmod(0o644)
+    hub = hub_factory(_config(sim))
+    profiles = {"busy": "busy", "idle": "idle", "exempt": "idle", "keeper": "idle"}
+    hub.api("POST", "users", json={"usernames": [*profiles, "late"]})
+
+    def gpu_api(user: str, method: str, endpoint: str) -> requests.Response:
+        return requests.request(
+            method,
+            f"{hub.url}user/{user}/api/gpu/v1/{endpoint}",
+            headers={"Authorization": f"token {hub.admin_token}"},
+            timeout=30,
+        )
+
+    def notice(user: str) -> dict:
+        r = gpu_api(user, "GET", "status?history=0")
+        assert r.status_code == 200, r.text[:300]
+        return r.json()["reclaim"]
+
+    with ThreadPoolExecutor(4) as pool:
+        spawned = list(
+            pool.map(
+                lambda u: hub.api("POST", f"users/{u}/server", json={"profile": profiles[u]}),
+                profiles,
+            )
+        )
+    assert all(r.status_code in (201, 202) for r in spawned), [r.text for r in spawned]
+    for user in profiles:
+        hub.wait_ready(user)
+    gpu_of = {
+        u: docker_client.containers.get(f"jupyter-{u}").labels["org.cudaspawner.gpus"]
+        for u in profiles
+    }
+    held = {
+        u: _wait(
+            f"{u}'s GPU reading",
+            lambda u=u: gpu_api(u, "GET", "status?history=0").json()["gpus"],
+            30,
+            hub,
+        )
+        for u in profiles
+    }
+    assert held["busy"][0]["utilization_gpu"] == 90 and held["idle"][0]["utilization_gpu"] == 0
+
+    # The idle servers are warned; the status document (what the panel and the status bar
+    # read) carries the time left.
+    warning = _wait("keeper's warning", lambda: notice("keeper")["warning"], 30, hub)
+    assert 0 < warning["seconds_left"] <= WARN_FOR
+    assert "below 10% utilisation" in warning["message"]
+    first_stop_at = warning["stop_at"]
+    r = gpu_api("keeper", "POST", "reclaim/keep")
+    assert r.status_code == 200 and r.json()["warning"] is None, r.text[:300]
+    _wait("idle's warning", lambda: notice("idle")["warning"], 30, hub)
+
+    # The idle one is stopped and its GPU is free again.
+    hub.wait_stopped("idle", timeout=WARN_FOR + 20)
+    _wait("the service's log line", lambda: "Idle GPUs: stopped idle" in hub.log(), 10, hub)
+
+    # Past keeper's first deadline it still runs: "keep" started a new idle period.
+    _wait("keeper's first deadline", lambda: time.time() > first_stop_at + 2, WARN_FOR + 5, hub)
+    model = hub.api("GET", "users/keeper").json()
+    assert model["servers"][""]["ready"], model
+    # ... and that period ends in a new warning, with a later deadline.
+    again = _wait("keeper's second warning", lambda: notice("keeper")["warning"], 30, hub)
+    assert again["stop_at"] > first_stop_at + IDLE_AFTER
+    assert gpu_api("keeper", "POST", "reclaim/keep").status_code == 200  # and keeps again
+
+    # Busy and exempt servers are never warned and keep running.
+    for user in ("busy", "exempt"):
+        assert notice(user)["warning"] is None
+        assert hub.api("GET", f"users/{user}").json()["servers"][""]["ready"]
+
+    # The hub's own /metrics: 4 GPUs, 3 held (busy, exempt, keeper) of which 2 idle, one
+    # reclaimed from the "idle" profile.
+    def settled():
+        m = _metrics(hub)
+        return m if m.get(("cudaspawner_gpus_held", (("profile", "idle"),))) == 2 else None
+
+    m = _wait("metrics without the stopped server", settled, 10, hub)
+    assert m[("cudaspawner_gpus_total", ())] == 4
+    assert m[("cudaspawner_gpus_held", (("profile", "busy"),))] == 1
+    assert m[("cudaspawner_gpus_idle", (("profile", "idle"),))] == 2
+    assert ("cudaspawner_gpus_idle", (("profile", "busy"),)) not in m
+    assert m[("cudaspawner_gpus_reclaimed_total", (("profile", "idle"),))] == 1
+    assert m[("cudaspawner_gpus_held_by_group", (("group", ""),))] == 3
+
+    # The freed GPU goes to the next user.
+    r = hub.api("POST", "users/late/server", json={"profile": "busy"})
+    assert r.status_code in (201, 202), r.text
+    hub.wait_ready("late")
+    assert (
+        docker_client.containers.get("jupyter-late").labels["org.cudaspawner.gpus"]
+        == gpu_of["idle"]
+    )
