@@ -175,6 +175,14 @@ from spawner.ssh import configure_ssh  # noqa: E402
 
 configure_ssh(c, data_dir, c.JupyterHub.bind_url)
 
+# --- operations -----------------------------------------------------------------------------
+# Idle-GPU reclaim and the GPU admin page (one service), jupyterhub-idle-culler for idle
+# servers of any kind, fleet figures on /hub/metrics, JSON-lines logs on request
+# (docs/operations.md).
+from spawner.services.operations import configure_operations  # noqa: E402
+
+configure_operations(c, data_dir)
+
 # Stop now, not at the first spawn, if the profiles are broken.
 from spawner.config_check import check_hub_config  # noqa: E402
 
