@@ -144,11 +144,11 @@ def test_restart_keeps_secrets_certificate_and_sessions(secure_hub):
 
 def test_internal_tls_isolation_and_tokens(secure_hub, docker_client):
     hub = secure_hub
-    hub_factory_volumes = ["cudaspawner-home-ann", "cudaspawner-home-ben"]
+    hub_factory_volumes = ["cudaspawner-home-b12ann", "cudaspawner-home-b12ben"]
     admin = secure_browser(hub)
     assert logged_in(admin.login("admin", admin_password(hub)))
     users = {}
-    for name in ["ann", "ben"]:
+    for name in ["b12ann", "b12ben"]:
         signup(hub, name, f"{name}-long-password")
         approve(admin, name)
         b = secure_browser(hub)
@@ -158,20 +158,20 @@ def test_internal_tls_isolation_and_tokens(secure_hub, docker_client):
     try:
         for name in users:
             hub.wait_ready(name)
-        ann = users["ann"]
+        ann = users["b12ann"]
 
         # Through the proxy it works, over TLS end to end (the page logs in by OAuth first).
-        assert ann.get("user/ann/lab").status_code == 200
-        assert ann.get("user/ann/api/status").status_code == 200
+        assert ann.get("user/b12ann/lab").status_code == 200
+        assert ann.get("user/b12ann/api/status").status_code == 200
 
         # Directly to the container: plain HTTP and TLS without the proxy's client
         # certificate are both refused.
-        c = container_of(docker_client, "ann")
+        c = container_of(docker_client, "b12ann")
         ip = c.attrs["NetworkSettings"]["Networks"]["cudaspawner-test"]["IPAddress"]
         with pytest.raises(requests.ConnectionError):
-            requests.get(f"http://{ip}:8888/user/ann/api/status", timeout=10)
+            requests.get(f"http://{ip}:8888/user/b12ann/api/status", timeout=10)
         with pytest.raises((requests.exceptions.SSLError, requests.ConnectionError)):
-            requests.get(f"https://{ip}:8888/user/ann/api/status", verify=False, timeout=10)
+            requests.get(f"https://{ip}:8888/user/b12ann/api/status", verify=False, timeout=10)
 
         # The container's private key is the container user's alone.
         code, out = c.exec_run(["sh", "-c", "stat -c '%a %u' /certs/*.key"])
@@ -182,36 +182,39 @@ def test_internal_tls_isolation_and_tokens(secure_hub, docker_client):
         assert list(c.attrs["NetworkSettings"]["Networks"]) == ["cudaspawner-test"]
 
         # Ann's cookie and Ann's token never reach Ben's server.
-        for path in ["user/ben/api/contents", "user/ben/api/gpu/v1/status"]:
+        for path in ["user/b12ben/api/contents", "user/b12ben/api/gpu/v1/status"]:
             r = ann.get(path, allow_redirects=False)
             assert r.status_code in (302, 403), (path, r.status_code)
             if r.status_code == 302:
-                assert "/user/ben/" not in r.headers["Location"] or "oauth" in r.headers["Location"]
+                assert (
+                    "/user/b12ben/" not in r.headers["Location"] or "oauth" in r.headers["Location"]
+                )
                 followed = ann.get(path)
-                assert followed.status_code == 403 or "ben" not in followed.url
+                assert followed.status_code == 403 or "b12ben" not in followed.url
 
-        r = ann.post("hub/api/users/ann/tokens", json={"note": "script"})
+        r = ann.post("hub/api/users/b12ann/tokens", json={"note": "script"})
         assert r.status_code == 201, r.text
         token = r.json()["token"]
         auth = {"Authorization": f"token {token}"}
         mine = requests.get(
-            hub.url + "user/ann/api/status", headers=auth, verify=ann.session.verify
+            hub.url + "user/b12ann/api/status", headers=auth, verify=ann.session.verify
         )
         assert mine.status_code == 200
         gpu = requests.get(
-            hub.url + "user/ann/api/gpu/v1/status", headers=auth, verify=ann.session.verify
+            hub.url + "user/b12ann/api/gpu/v1/status", headers=auth, verify=ann.session.verify
         )
         assert gpu.status_code == 200 and gpu.json()["state"] == "no_gpu"
         theirs = requests.get(
-            hub.url + "user/ben/api/gpu/v1/status", headers=auth, verify=ann.session.verify
+            hub.url + "user/b12ben/api/gpu/v1/status", headers=auth, verify=ann.session.verify
         )
         assert theirs.status_code == 403
         r = ann.post(
-            "hub/api/users/ann/tokens", json={"note": "narrow", "scopes": ["read:users:name!user"]}
+            "hub/api/users/b12ann/tokens",
+            json={"note": "narrow", "scopes": ["read:users:name!user"]},
         )
         narrow = {"Authorization": f"token {r.json()['token']}"}
         refused = requests.get(
-            hub.url + "user/ann/api/status", headers=narrow, verify=ann.session.verify
+            hub.url + "user/b12ann/api/status", headers=narrow, verify=ann.session.verify
         )
         assert refused.status_code == 403
     finally:
