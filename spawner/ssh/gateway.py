@@ -21,10 +21,11 @@ from pathlib import Path
 import asyncssh
 import docker
 from asyncssh.constants import EXTENDED_DATA_STDERR
+from tornado.httpclient import HTTPClientError
 
 from .docker_exec import STDERR, Exec, ExecSpec
 from .hub_api import HubClient, NoServer, Target, choose_container
-from .keys import KeyStore, StoredKey
+from .keys import KeyStore, StoredKey, fingerprint
 
 log = logging.getLogger("cudaspawner.ssh")
 
@@ -90,6 +91,7 @@ class Login:
     key: StoredKey | None = None
     started: float = field(default_factory=time.time)
     open_channels: int = 0
+    refused: list[str] = field(default_factory=list)  # "user fingerprint" tried and refused
     activity_task: asyncio.Task | None = None
 
 
@@ -121,6 +123,7 @@ class _Server(asyncssh.SSHServer):
         self.gateway = gateway
         self.login: Login | None = None
         self.conn: asyncssh.SSHServerConnection | None = None
+        self.accepted: dict[str, StoredKey] = {}
 
     def connection_made(self, conn: asyncssh.SSHServerConnection) -> None:
         self.conn = conn
@@ -136,6 +139,9 @@ class _Server(asyncssh.SSHServer):
             login.activity_task.cancel()
         if login and login.key:
             self.gateway.record("logout", login, started=login.started, ended=time.time())
+        elif login and login.refused:
+            # Who tried which keys from where: an admin looking for an attack finds it here.
+            self.gateway.record("refused", login, tried=login.refused[-5:], ended=time.time())
 
     def begin_auth(self, username: str) -> bool:
         return True  # always authenticate; never say whether a user exists
@@ -155,13 +161,22 @@ class _Server(asyncssh.SSHServer):
     def validate_public_key(self, username: str, key: asyncssh.SSHKey) -> bool:
         # Read afresh on every attempt: a key removed on the page is refused at once.
         stored = self.gateway.store.find(username, key)
-        if stored is not None and self.login is not None:
-            self.login.user, self.login.key = username, stored
+        if stored is not None:
+            # asyncssh asks again for the key that is then signed with, so the last key
+            # accepted for a name is the one that logged in.
+            self.accepted[username] = stored
+        elif self.login is not None:
+            self.login.refused.append(f"{username} {fingerprint(key)}")
         return stored is not None
 
     def auth_completed(self) -> None:
-        login = self.login
-        if login is None or login.key is None:
+        login, conn = self.login, self.conn
+        if login is None or conn is None:
+            return
+        login.user = conn.get_extra_info("username")
+        login.key = self.accepted.get(login.user)
+        if login.key is None:  # cannot happen with public keys only; never run unattributed
+            conn.close()
             return
         self.gateway.record("login", login, started=login.started)
         login.activity_task = asyncio.ensure_future(self.gateway.keep_active(login))
@@ -317,6 +332,14 @@ class Gateway:
         login.open_channels += 1
         try:
             code = await self._run(process, user, kind)
+        except (HTTPClientError, OSError, docker.errors.APIError, RuntimeError) as e:
+            # The hub restarting, the server stopping under us: a sentence, not a dropped line.
+            log.warning("ssh: session for %s failed: %s", user, e)
+            process.stderr.write(
+                b"The gateway could not reach your server just now (the hub may be "
+                b"restarting, or the server stopping); try again in a minute.\n"
+            )
+            code = 1
         finally:
             login.open_channels -= 1
             self.record("session", login, kind=kind, started=started, ended=time.time(), exit=code)
@@ -462,7 +485,13 @@ class Gateway:
 
             code = await self._bridge(execution, reader, deliver, writer.channel.wait_closed())
             result = b"".join(problems).decode(errors="replace").strip() or f"exit {code}"
-        except (OSError, asyncssh.Error) as e:
+        except (
+            OSError,
+            asyncssh.Error,
+            HTTPClientError,
+            docker.errors.APIError,
+            RuntimeError,
+        ) as e:
             result = str(e)
         finally:
             login.open_channels -= 1

@@ -8,6 +8,7 @@ runc here, so containers carry their devices in NVIDIA_VISIBLE_DEVICES but see n
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import shutil
 import socket
@@ -40,6 +41,8 @@ pytestmark = [pytest.mark.docker, pytest.mark.hub]
 if not shutil.which("ssh"):
     pytest.fail("These tests need Debian's OpenSSH client: apt-get install -y openssh-client")
 
+# User names of this module only: containers are named after users (jupyter-<name>) on an
+# engine other suites share, and a common name would meet another test's container.
 GPUS = """
 c.CUDADockerSpawner.gpu_inventory = [{"id": "GPU-a"}, {"id": "GPU-b"}]
 c.CUDADockerSpawner.profiles = [{"slug": "gpu", "display_name": "GPU", "gpus": 1}]
@@ -49,7 +52,7 @@ c.CUDADockerSpawner.gpu_request_style = "runtime"
 
 @pytest.fixture(scope="module")
 def deployment(tmp_path_factory, request):
-    """A hub with the SSH gateway, alice and bob running, dave with a key but no server."""
+    """A hub with the SSH gateway, sshada and sshbert running, sshdora with a key but no server."""
     import docker
 
     from spawner.deployment import ensure_network
@@ -68,21 +71,21 @@ def deployment(tmp_path_factory, request):
             "CUDASPAWNER_IMAGE": image,
         },
     )
-    volumes = [f"cudaspawner-home-{u}" for u in ("alice", "bob", "dave")]
+    volumes = [f"cudaspawner-home-{u}" for u in ("sshada", "sshbert", "sshdora")]
     try:
         hub.start()
         wait_for_port(port)
-        hub.api("POST", "users", json={"usernames": ["alice", "bob", "dave"]})
-        for user in ("alice", "bob"):
+        hub.api("POST", "users", json={"usernames": ["sshada", "sshbert", "sshdora"]})
+        for user in ("sshada", "sshbert"):
             r = hub.api("POST", f"users/{user}/server", json={})
             assert r.status_code in (201, 202), r.text
-        for user in ("alice", "bob"):
+        for user in ("sshada", "sshbert"):
             hub.wait_ready(user)
         known_hosts = tmp / "known_hosts"
         write_known_hosts(hub.data_dir, port, known_hosts)
         store = KeyStore(hub.data_dir / "ssh-keys.sqlite")
-        keys = {u: make_key(tmp / "keys", u) for u in ("alice", "bob", "dave", "stranger")}
-        for user in ("alice", "bob", "dave"):
+        keys = {u: make_key(tmp / "keys", u) for u in ("sshada", "sshbert", "sshdora", "stranger")}
+        for user in ("sshada", "sshbert", "sshdora"):
             store.add(user, keys[user].public_line, "laptop")
         yield hub, SshTarget(port, known_hosts), keys, store, client
     except BaseException:
@@ -102,31 +105,31 @@ def _sessions(hub) -> list[dict]:
 
 def test_key_login_lands_as_the_container_user_in_home_with_the_users_gpu(deployment):
     hub, target, keys, _, client = deployment
-    before = hub.api("GET", "users/alice").json()["last_activity"]
+    before = hub.api("GET", "users/sshada").json()["last_activity"]
     time.sleep(1.1)  # activity stamps have second precision
-    r = target.ssh("alice", keys["alice"], 'id -un; id -u; pwd; echo "$NVIDIA_VISIBLE_DEVICES"')
+    r = target.ssh("sshada", keys["sshada"], 'id -un; id -u; pwd; echo "$NVIDIA_VISIBLE_DEVICES"')
     assert r.returncode == 0, r.stderr
     name, uid, cwd, devices = r.stdout.split()
-    container = container_of(client, "alice")
+    container = container_of(client, "sshada")
     env = dict(e.split("=", 1) for e in container.attrs["Config"]["Env"])
     assert (name, uid, cwd) == ("jovyan", "1000", "/home/jovyan")
     assert devices == env["NVIDIA_VISIBLE_DEVICES"] and devices in ("GPU-a", "GPU-b")
-    # Bob's session is in bob's container, with bob's GPU.
-    r = target.ssh("bob", keys["bob"], "echo $NVIDIA_VISIBLE_DEVICES; hostname")
+    # Bob's session is in sshbert's container, with sshbert's GPU.
+    r = target.ssh("sshbert", keys["sshbert"], "echo $NVIDIA_VISIBLE_DEVICES; hostname")
     assert r.returncode == 0, r.stderr
     bob_devices, bob_host = r.stdout.split()
     assert bob_devices != devices
-    assert bob_host == container_of(client, "bob").attrs["Config"]["Hostname"]
+    assert bob_host == container_of(client, "sshbert").attrs["Config"]["Hostname"]
     # The exit status of a command comes back to the client.
-    assert target.ssh("alice", keys["alice"], "exit 7").returncode == 7
+    assert target.ssh("sshada", keys["sshada"], "exit 7").returncode == 7
     # Logged (user, key, source, start, end) and counted as activity for the culler.
-    fingerprint = asyncssh.import_public_key(keys["alice"].public_line).get_fingerprint()
-    sessions = [s for s in _sessions(hub) if s["event"] == "session" and s["user"] == "alice"]
+    fingerprint = asyncssh.import_public_key(keys["sshada"].public_line).get_fingerprint()
+    sessions = [s for s in _sessions(hub) if s["event"] == "session" and s["user"] == "sshada"]
     assert sessions and sessions[-1]["key"] == fingerprint
     assert sessions[-1]["source"].startswith("127.0.0.1:")
     assert sessions[-1]["started"] and sessions[-1]["ended"] and sessions[-1]["exit"] == 7
-    assert any(s["event"] == "logout" and s["user"] == "alice" for s in _sessions(hub))
-    after = hub.api("GET", "users/alice").json()["last_activity"]
+    assert any(s["event"] == "logout" and s["user"] == "sshada" for s in _sessions(hub))
+    after = hub.api("GET", "users/sshada").json()["last_activity"]
     assert after > before
 
 
@@ -135,18 +138,18 @@ def test_a_file_written_over_scp_is_in_the_notebook_home_and_sftp_lists_it(deplo
     local = tmp_path / "results.csv"
     local.write_text("epoch,loss\n1,0.25\n")
     scp = subprocess.run(
-        ["scp", *target.options(keys["alice"], "-P"), str(local), "alice@127.0.0.1:results.csv"],
+        ["scp", *target.options(keys["sshada"], "-P"), str(local), "sshada@127.0.0.1:results.csv"],
         capture_output=True,
         text=True,
         timeout=60,
     )
     assert scp.returncode == 0, scp.stderr
     # The notebook server (through the hub's proxy) sees it in the user's home.
-    r = hub.api("GET", "../../user/alice/api/contents/results.csv?content=1")
+    r = hub.api("GET", "../../user/sshada/api/contents/results.csv?content=1")
     assert r.status_code == 200, r.text
     assert r.json()["content"] == "epoch,loss\n1,0.25\n"
     listing = subprocess.run(
-        ["sftp", "-b", "-", *target.options(keys["alice"], "-P"), "alice@127.0.0.1"],
+        ["sftp", "-b", "-", *target.options(keys["sshada"], "-P"), "sshada@127.0.0.1"],
         input="ls -l\n",
         capture_output=True,
         text=True,
@@ -212,13 +215,13 @@ def _wait_listening(port: int) -> None:
 
 def test_local_forward_reaches_a_loopback_port_inside_the_users_container(deployment):
     _, target, keys, _, client = deployment
-    _serve_in(client, "alice", 8765, "alice-inside")
+    _serve_in(client, "sshada", 8765, "sshada-inside")
     local = free_port()
-    proc = _forward(target, keys["alice"], "alice", f"{local}:localhost:8765")
+    proc = _forward(target, keys["sshada"], "sshada", f"{local}:localhost:8765")
     try:
         _wait_listening(local)
         r = requests.get(f"http://127.0.0.1:{local}/index.html", timeout=30)
-        assert r.status_code == 200 and r.text.strip() == "alice-inside"
+        assert r.status_code == 200 and r.text.strip() == "sshada-inside"
         # A second connection over the same SSH connection works too.
         assert requests.get(f"http://127.0.0.1:{local}/", timeout=30).status_code == 200
     finally:
@@ -228,12 +231,17 @@ def test_local_forward_reaches_a_loopback_port_inside_the_users_container(deploy
 
 def test_forward_to_another_users_container_or_the_host_is_refused(deployment):
     _, target, keys, _, client = deployment
-    _serve_in(client, "bob", 8766, "bob-secret")
-    bob = container_of(client, "bob")
-    bob_ip = next(iter(bob.attrs["NetworkSettings"]["Networks"].values()))["IPAddress"]
-    for destination in (f"{bob_ip}:8888", "jupyter-bob:8888", "172.17.0.1:22", "example.org:80"):
+    _serve_in(client, "sshbert", 8766, "sshbert-secret")
+    sshbert = container_of(client, "sshbert")
+    bob_ip = next(iter(sshbert.attrs["NetworkSettings"]["Networks"].values()))["IPAddress"]
+    for destination in (
+        f"{bob_ip}:8888",
+        "jupyter-sshbert:8888",
+        "172.17.0.1:22",
+        "example.org:80",
+    ):
         local = free_port()
-        proc = _forward(target, keys["alice"], "alice", f"{local}:{destination}")
+        proc = _forward(target, keys["sshada"], "sshada", f"{local}:{destination}")
         try:
             _wait_listening(local)
             with pytest.raises(requests.RequestException):
@@ -242,9 +250,9 @@ def test_forward_to_another_users_container_or_the_host_is_refused(deployment):
             proc.terminate()
             _, err = proc.communicate(timeout=10)
         assert "administratively prohibited" in err, err
-    # Bob's loopback server is not reachable as alice's localhost either: it is alice's own.
+    # Bob's loopback server is not reachable as sshada's localhost either: it is sshada's own.
     local = free_port()
-    proc = _forward(target, keys["alice"], "alice", f"{local}:localhost:8766")
+    proc = _forward(target, keys["sshada"], "sshada", f"{local}:localhost:8766")
     try:
         _wait_listening(local)
         with pytest.raises(requests.RequestException):
@@ -255,11 +263,11 @@ def test_forward_to_another_users_container_or_the_host_is_refused(deployment):
 
 
 def test_password_unknown_key_and_another_users_name_are_refused(deployment):
-    _, target, keys, _, _ = deployment
+    hub, target, keys, _, _ = deployment
     # The gateway offers public keys only: a password or keyboard-interactive login has
     # nothing to answer ("Permission denied (publickey)" lists what the server allows).
     r = target.ssh(
-        "alice",
+        "sshada",
         None,
         "true",
         extra=(
@@ -270,11 +278,16 @@ def test_password_unknown_key_and_another_users_name_are_refused(deployment):
         ),
     )
     assert r.returncode == 255 and "Permission denied (publickey)" in r.stderr, r.stderr
-    r = target.ssh("alice", keys["stranger"], "true")
+    r = target.ssh("sshada", keys["stranger"], "true")
     assert r.returncode == 255 and "Permission denied" in r.stderr
-    r = target.ssh("bob", keys["alice"], "id -un")
+    r = target.ssh("sshbert", keys["sshada"], "id -un")
     assert r.returncode == 255 and "Permission denied" in r.stderr
     assert r.stdout == ""
+    # Each refused connection is logged with the names and keys it tried and its source.
+    stranger = asyncssh.import_public_key(keys["stranger"].public_line).get_fingerprint()
+    refused = [e for e in _sessions(hub) if e["event"] == "refused"]
+    assert any(f"sshada {stranger}" in e["tried"] for e in refused)
+    assert all(e["source"].startswith("127.0.0.1:") for e in refused)
 
 
 async def _password_attempt(port: int) -> str:
@@ -282,7 +295,7 @@ async def _password_attempt(port: int) -> str:
         async with asyncssh.connect(
             "127.0.0.1",
             port,
-            username="alice",
+            username="sshada",
             password="anything",
             known_hosts=None,
             client_keys=None,
@@ -301,16 +314,16 @@ def test_a_password_sent_anyway_is_refused(deployment):
 def test_a_removed_key_stops_working_at_once(deployment, tmp_path):
     _, target, _, store, _ = deployment
     key = make_key(tmp_path, "spare")
-    added = store.add("alice", key.public_line, "spare")
-    assert target.ssh("alice", key, "true").returncode == 0
-    assert store.remove("alice", added.id)
-    r = target.ssh("alice", key, "true")
+    added = store.add("sshada", key.public_line, "spare")
+    assert target.ssh("sshada", key, "true").returncode == 0
+    assert store.remove("sshada", added.id)
+    r = target.ssh("sshada", key, "true")
     assert r.returncode == 255 and "Permission denied" in r.stderr
 
 
 def test_a_user_without_a_running_server_is_told_how_to_start_one(deployment):
     hub, target, keys, _, _ = deployment
-    r = target.ssh("dave", keys["dave"], "true")
+    r = target.ssh("sshdora", keys["sshdora"], "true")
     assert r.returncode == 1
     assert "You have no running server. Start one at http://127.0.0.1:" in r.stderr
     assert "/hub/spawn" in r.stderr
@@ -320,7 +333,7 @@ async def _pty_sizes(port: int, key_path, known_hosts) -> list[str]:
     async with asyncssh.connect(
         "127.0.0.1",
         port,
-        username="alice",
+        username="sshada",
         client_keys=[str(key_path)],
         known_hosts=str(known_hosts),
     ) as conn:
@@ -345,7 +358,7 @@ async def _pty_sizes(port: int, key_path, known_hosts) -> list[str]:
 
 def test_interactive_shell_has_a_pty_that_follows_resizes(deployment):
     _, target, keys, _, _ = deployment
-    seen = asyncio.run(_pty_sizes(target.port, keys["alice"].private, target.known_hosts))
+    seen = asyncio.run(_pty_sizes(target.port, keys["sshada"].private, target.known_hosts))
     assert seen == ["30 100", "43 132", "exit 3"]
 
 
@@ -354,3 +367,87 @@ def test_host_key_is_kept_0600_in_the_data_directory(deployment):
     path = hub.data_dir / "ssh_host_ed25519_key"
     assert path.stat().st_mode & 0o777 == 0o600
     assert (hub.data_dir / "ssh-keys.sqlite").stat().st_mode & 0o777 == 0o600
+
+
+def _running_in(container, marker: str) -> bool:
+    """Whether a process with `marker` in its command line runs in the container."""
+    probe = (
+        "import os, sys; sys.exit(0 if any(sys.argv[1] in open(f'/proc/{p}/cmdline').read()"
+        ".replace(chr(0), ' ') for p in os.listdir('/proc') if p.isdigit() and p != str("
+        "os.getpid())) else 1)"
+    )
+    return container.exec_run(["python3", "-c", probe, marker]).exit_code == 0
+
+
+def test_a_command_left_behind_by_a_vanished_client_is_ended(deployment):
+    _, target, keys, _, client = deployment
+    container = container_of(client, "sshada")
+    proc = subprocess.Popen(
+        ["ssh", *target.options(keys["sshada"]), "sshada@127.0.0.1", "sleep 4321"],
+        stdin=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while not _running_in(container, "sleep 4321"):
+            assert time.monotonic() < deadline, "the command never started in the container"
+            time.sleep(0.2)
+    finally:
+        proc.kill()  # the laptop's lid closes: no goodbye
+        proc.wait(10)
+    deadline = time.monotonic() + 15
+    while _running_in(container, "sleep 4321"):
+        assert time.monotonic() < deadline, "the command outlived its SSH session"
+        time.sleep(0.5)
+
+
+def test_auto_start_starts_the_default_profile_with_progress_and_a_missing_sftp_server_is_explained(
+    hub_factory, docker_client, tmp_path
+):
+    """The admin's opt-in: connecting starts the server; an image without sftp-server says so."""
+    image = "cudaspawner-test/ssh-no-sftp:latest"
+    dockerfile = (
+        "FROM cudaspawner/cpu:latest\nUSER root\n"
+        "RUN rm -f /usr/lib/openssh/sftp-server\nUSER 1000:100\n"
+    )
+    docker_client.images.build(
+        fileobj=io.BytesIO(dockerfile.encode()),
+        tag=image,
+        labels={"org.cudaspawner.test": "ssh"},
+        rm=True,
+        forcerm=True,
+    )
+    port = free_port()
+    hub = hub_factory(
+        'c.CUDADockerSpawner.profiles = [{"slug": "cpu", "display_name": "CPU", "default": True}]',
+        env={
+            "CUDASPAWNER_SSH_PORT": str(port),
+            "CUDASPAWNER_SSH_IP": "127.0.0.1",
+            "CUDASPAWNER_SSH_AUTOSTART": "1",
+            "CUDASPAWNER_IMAGE": image,
+        },
+    )
+    hub_factory.volumes.append("cudaspawner-home-sshenzo")
+    wait_for_port(port)
+    hub.api("POST", "users", json={"usernames": ["sshenzo"]})
+    key = make_key(tmp_path, "sshenzo")
+    KeyStore(hub.data_dir / "ssh-keys.sqlite").add("sshenzo", key.public_line)
+    known_hosts = tmp_path / "known_hosts"
+    write_known_hosts(hub.data_dir, port, known_hosts)
+    target = SshTarget(port, known_hosts)
+
+    r = target.ssh("sshenzo", key, "id -un", timeout=150)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "jovyan"
+    assert "Starting your server with the default profile" in r.stderr
+    assert hub.api("GET", "users/sshenzo").json()["servers"][""]["ready"]
+
+    listing = subprocess.run(
+        ["sftp", "-b", "-", *target.options(key, "-P"), "sshenzo@127.0.0.1"],
+        input="ls\n",
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert listing.returncode != 0
+    assert "This server's image has no SFTP server" in listing.stderr
+    assert "openssh-sftp-server" in listing.stderr
