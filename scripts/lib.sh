@@ -59,7 +59,7 @@ ensure_system_packages() {  # extra packages...
 # must stop only what it started can do so. Extra arguments go to dockerd.
 STARTED_DOCKERD=
 ensure_dockerd() {
-  if docker info >/dev/null 2>&1; then return; fi
+  if docker info >/dev/null 2>&1; then ensure_runtimes "$@"; return; fi
   log "starting dockerd $*"
   mkdir -p /var/log
   nohup dockerd "$@" >/var/log/cudaspawner-dockerd.log 2>&1 &
@@ -68,6 +68,55 @@ ensure_dockerd() {
   for _ in $(seq 60); do docker info >/dev/null 2>&1 && return; sleep 0.5; done
   log "dockerd did not come up; see /var/log/cudaspawner-dockerd.log"; tail -20 /var/log/cudaspawner-dockerd.log >&2
   return 1
+}
+
+# An engine that already runs (up.sh's, the site's) gets the runtimes asked for with
+# `--add-runtime NAME=PATH` that it lacks: test.sh's stand-in `nvidia=runc` on a host without
+# GPUs. They go into /etc/docker/daemon.json, and SIGHUP makes dockerd load them without
+# restarting it or its containers. A host with NVIDIA GPUs is never given the stand-in.
+ensure_runtimes() {  # dockerd arguments; only --add-runtime matters here
+  local spec name path pid conf=/etc/docker/daemon.json
+  while [ $# -gt 0 ]; do
+    case $1 in
+      --add-runtime) spec=${2:-}; shift 2 || shift ;;
+      --add-runtime=*) spec=${1#*=}; shift ;;
+      *) shift; continue ;;
+    esac
+    name=${spec%%=*} path=${spec#*=}
+    engine_has_runtime "$name" && continue
+    if [ "$name" = nvidia ] && nvidia-smi -L >/dev/null 2>&1; then
+      log "This host has NVIDIA GPUs but its Docker engine has no runtime named nvidia: install" \
+        "the NVIDIA Container Toolkit (nvidia-ctk runtime configure --runtime=docker), then run this again."
+      return 1
+    fi
+    pid=$(cat /var/run/docker.pid 2>/dev/null || true)
+    if [ -z "$pid" ] || ! kill -0 "$pid" 2>/dev/null; then
+      log "The running Docker engine has no runtime named $name, and it is not a local dockerd" \
+        "this script can reconfigure: add {\"runtimes\": {\"$name\": {\"path\": \"$path\"}}} to its" \
+        "daemon.json and reload it, or stop it and run this again (it then starts one with it)."
+      return 1
+    fi
+    log "adding the runtime $name ($path) to the running Docker engine ($conf, reloaded with SIGHUP)"
+    mkdir -p "$(dirname "$conf")"
+    python3 - "$conf" "$name" "$path" <<'PY'
+import json, os, sys
+conf, name, path = sys.argv[1:]
+data = json.load(open(conf)) if os.path.exists(conf) and os.path.getsize(conf) else {}
+data.setdefault("runtimes", {})[name] = {"path": path}
+with open(conf + ".tmp", "w") as f:
+    json.dump(data, f, indent=2)
+    f.write("\n")
+os.replace(conf + ".tmp", conf)
+PY
+    kill -HUP "$pid"
+    for _ in $(seq 20); do engine_has_runtime "$name" && break; sleep 0.5; done
+    engine_has_runtime "$name" || { log "dockerd did not load the runtime $name from $conf."; return 1; }
+  done
+}
+
+engine_has_runtime() {  # name
+  docker info --format '{{json .Runtimes}}' 2>/dev/null \
+    | python3 -c 'import json, sys; sys.exit(sys.argv[1] not in json.load(sys.stdin))' "$1"
 }
 
 stop_started_dockerd() {

@@ -8,6 +8,7 @@ Containers carry the label below and are removed afterwards.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import textwrap
@@ -27,20 +28,34 @@ HOST_CA = Path("/etc/ssl/certs/ca-certificates.crt")
 
 FAKE_DOCKER = """\
 #!/bin/sh
-# Stand-in for Docker CE's client: `docker info` succeeds while the fake engine runs.
+# Stand-in for Docker CE's client: `docker info` answers while the fake engine runs.
 case "$1" in
   info)
-    if [ -e /run/fake-dockerd.running ]; then echo "Server Version: 99.0.0-fake"; exit 0; fi
-    echo "Cannot connect to the Docker daemon at unix:///var/run/docker.sock." >&2; exit 1 ;;
+    if [ ! -e /run/fake-dockerd.running ]; then
+      echo "Cannot connect to the Docker daemon at unix:///var/run/docker.sock." >&2; exit 1
+    fi
+    case "$*" in
+      *Runtimes*) cat /run/fake-dockerd.runtimes 2>/dev/null || echo '{"runc":{"path":"runc"}}' ;;
+      *) echo "Server Version: 99.0.0-fake" ;;
+    esac ;;
   *) echo "fake docker $*"; exit 0 ;;
 esac
 """
 FAKE_DOCKERD = """\
 #!/bin/sh
-# Stand-in for Docker CE's engine: records how it was started, then "runs" until stopped.
+# Stand-in for Docker CE's engine: records how it was started, then "runs" until stopped;
+# on SIGHUP it reloads the runtimes of /etc/docker/daemon.json, as dockerd does.
 echo "$@" >/run/fake-dockerd.args
+echo $$ >/var/run/docker.pid
+echo '{"runc":{"path":"runc"}}' >/run/fake-dockerd.runtimes
 touch /run/fake-dockerd.running
-trap 'rm -f /run/fake-dockerd.running; exit 0' TERM INT
+reload() {
+  python3 -c 'import json; r = json.load(open("/etc/docker/daemon.json")).get("runtimes", {}); \\
+r["runc"] = {"path": "runc"}; print(json.dumps(r))' >/run/fake-dockerd.runtimes
+  echo reload >>/run/fake-dockerd.reloads
+}
+trap reload HUP
+trap 'rm -f /run/fake-dockerd.running /var/run/docker.pid; exit 0' TERM INT
 while :; do sleep 1; done
 """
 
@@ -177,6 +192,31 @@ def test_setup_starts_the_installed_docker_ce_engine_when_it_is_stopped(docker_c
     assert r.returncode == 0, r.stdout + r.stderr
     assert "started=1" in r.stdout and "--add-runtime nvidia=runc" in r.stdout
     assert docker_ce_host.installed("docker-ce") and not docker_ce_host.installed("docker.io")
+
+
+def test_a_running_engine_gets_the_test_runtime_by_a_reload_not_a_restart(docker_ce_host):
+    name = docker_ce_host.name
+    docker("exec", "-d", name, "dockerd")  # the site's engine, started its own way
+    docker_ce_host.sh("for _ in $(seq 50); do [ -s /var/run/docker.pid ] && break; sleep 0.1; done")
+    pid = docker("exec", name, "cat", "/var/run/docker.pid").stdout.strip()
+    try:
+        script = """
+            ensure_dockerd --add-runtime nvidia=runc
+            echo "started=${STARTED_DOCKERD}"
+            docker info --format '{{json .Runtimes}}'
+        """
+        r = docker_ce_host.sh(script)
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert "started=\n" in r.stdout and '"nvidia": {"path": "runc"}' in r.stdout
+        conf = docker("exec", name, "cat", "/etc/docker/daemon.json").stdout
+        assert json.loads(conf)["runtimes"]["nvidia"] == {"path": "runc"}
+        # The same engine, reloaded once: its containers (the hub's users) kept running.
+        assert docker("exec", name, "cat", "/var/run/docker.pid").stdout.strip() == pid
+        again = docker_ce_host.sh(script)
+        assert "adding the runtime" not in again.stderr
+        assert docker("exec", name, "cat", "/run/fake-dockerd.reloads").stdout == "reload\n"
+    finally:
+        docker("exec", name, "sh", "-c", f"kill {pid}; rm -f /etc/docker/daemon.json", check=False)
 
 
 def test_apt_helper_refuses_an_install_that_would_remove_docker_ce(docker_ce_host):
