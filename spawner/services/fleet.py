@@ -75,6 +75,8 @@ def gpu_servers(
     problems: list[str] = []
     for user in users:
         for name, server in (user.get("servers") or {}).items():
+            if not server.get("ready"):
+                continue  # starting or stopping: its API is not there to ask
             state = server.get("state") or {}
             container = by_id.get(state.get("object_id"))
             if container is None:

@@ -17,6 +17,7 @@ from urllib.parse import quote
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 
 TIMEOUT = 10.0  # seconds: one slow server must not hold up a look at the fleet for long
+STOP_TIMEOUT = 60.0
 
 
 class HubUnreachable(Exception):
@@ -42,14 +43,14 @@ class HubClient:
             self._proxy_ssl = ssl.create_default_context(cafile=proxy_ca)
         self._http = AsyncHTTPClient(force_instance=True, max_clients=16)
 
-    async def _hub(self, method: str, path: str, body: Any = None) -> Any:
+    async def _hub(self, method: str, path: str, body: Any = None, timeout: float = TIMEOUT) -> Any:
         request = HTTPRequest(
             self.api_url + path,
             method=method,
             headers={**self._headers, "Content-Type": "application/json"},
             body=None if body is None else json.dumps(body),
             allow_nonstandard_methods=True,
-            request_timeout=TIMEOUT,
+            request_timeout=timeout,
             ssl_options=self._hub_ssl,
         )
         try:
@@ -81,7 +82,9 @@ class HubClient:
         path = f"users/{quote(user, safe='')}/server"
         if server_name:
             path += f"s/{quote(server_name, safe='')}"
-        await self._hub("DELETE", path)
+        # The hub answers 204 once stopped, or 202 after its slow_stop_timeout (10 s) while
+        # the stop goes on: both are a stop under way.
+        await self._hub("DELETE", path, timeout=STOP_TIMEOUT)
 
     async def _server(
         self, server_url: str, method: str, endpoint: str, body: Any = None

@@ -97,10 +97,10 @@ class FleetService:
         servers, problems = gpu_servers(users, containers)
         for p in problems:
             self.log.warning("%s", p)
-        statuses = await asyncio.gather(*(self.client.gpu_status(s.url) for s in servers))
+        # Every server at once: a slow server (or a slow stop) never delays the others, nor
+        # shortens the warning another one gets.
+        await asyncio.gather(*(self._look_at(s) for s in servers))
         now = self.clock()
-        for server, status in zip(servers, statuses, strict=True):
-            await self._consider(server, status, now)
         current = {s.key for s in servers}
         for key in set(self.watches) - current:
             del self.watches[key]
@@ -114,6 +114,10 @@ class FleetService:
         )
         self._write_snapshot()
         return self.state
+
+    async def _look_at(self, server: GpuServer) -> None:
+        status = await self.client.gpu_status(server.url)
+        await self._consider(server, status, self.clock())
 
     async def _consider(self, server: GpuServer, status: dict | None, now: float) -> None:
         ok = isinstance(status, dict) and status.get("state") == "ok"
@@ -147,11 +151,19 @@ class FleetService:
         if action == "warn":
             idle = watch.idle_seconds(now)
             sent = await self.client.warn(server.url, watch.stop_at, idle, policy.sentence(idle))
+            if not sent:
+                # Nobody is stopped without having been told: warn again at the next look.
+                self.watches[server.key] = (
+                    before
+                    if before.idle_since
+                    else Watch(idle_since=watch.idle_since, kept_seen=watch.kept_seen)
+                )
+                self.log.warning("Idle GPUs: %s did not take the warning", server.key)
+                return
             self.log.info(
-                "Idle GPUs: %s warned, stops at %s%s",
+                "Idle GPUs: %s warned, stops at %s",
                 server.key,
                 time.strftime("%H:%M:%S", time.gmtime(watch.stop_at)),
-                "" if sent else " (the server did not take the notice)",
                 extra={**fields, "event": "gpu_idle_warning", "stop_at": watch.stop_at},
             )
         elif action == "clear":

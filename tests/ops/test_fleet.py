@@ -22,7 +22,7 @@ def user(name: str, servers: dict[str, str], groups=()) -> dict:
         "name": name,
         "groups": list(groups),
         "servers": {
-            s: {"url": f"/user/{name}/{s}", "state": {"object_id": cid}}
+            s: {"url": f"/user/{name}/{s}", "ready": True, "state": {"object_id": cid}}
             for s, cid in servers.items()
         },
     }
@@ -93,3 +93,9 @@ def test_a_container_with_broken_labels_is_reported_not_raised():
     broken = {"Id": "c-ann", "Labels": {"org.cudaspawner.gpus": "GPU-2,GPU-2"}}
     servers, problems = gpu_servers(USERS[:1], [broken])
     assert servers == [] and "lists a GPU twice" in problems[0]
+
+
+def test_a_server_still_starting_is_not_asked_yet():
+    starting = user("ann", {"": "c-ann"})
+    starting["servers"][""]["ready"] = False
+    assert gpu_servers([starting], CONTAINERS) == ([], [])

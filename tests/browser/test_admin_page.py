@@ -1,0 +1,99 @@
+"""Issue 16 in the browser: the GPU admin page behind hub OAuth.
+
+An admin finds it under Services on the hub's home, sees every GPU with its holder, server,
+profile, live utilisation and memory, stops a server from it and sees its GPU free; a
+non-admin gets 403 with a sentence. Real hub and engine, simulated GPUs in the user image.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+from playwright.sync_api import expect
+
+from tests.browser.conftest import ARTIFACTS
+from tests.ops.test_reclaim_hub import _config, _description
+
+pytestmark = [pytest.mark.browser, pytest.mark.docker, pytest.mark.hub]
+
+
+def _login(context, hub, user: str, password: str):
+    page = context.new_page()
+    page.set_default_timeout(60000)
+    page.goto(hub.url + "hub/login")
+    page.fill("input[name=username]", user)
+    page.fill("input[name=password]", password)
+    page.click("input[type=submit], button[type=submit]")
+    page.wait_for_url(re.compile(r"/(hub|user)/"))
+    return page
+
+
+def test_admin_sees_every_gpu_and_stops_a_server_a_user_gets_403(hub_factory, browser, tmp_path):
+    sim = tmp_path / "sim"
+    sim.mkdir()
+    sim.chmod(0o755)
+    for slug, utilisation in (("busy", 90), ("idle", 0)):
+        (sim / f"{slug}.json").write_text(json.dumps(_description(utilisation)))
+        (sim / f"{slug}.json").chmod(0o644)
+    # Reclaim off: this test is about the page, not the clock.
+    # carl may reach the service (a role grants it) but is no admin: the page itself says no.
+    hub = hub_factory(
+        _config(sim)
+        + "c.GpuReclaim.enabled = False\n"
+        + "c.JupyterHub.load_roles.append({'name': 'fleet-visitors', 'users': ['opscarl'],"
+        + " 'scopes': ['access:services!service=gpu-admin']})\n"
+    )
+    hub.api("POST", "users", json={"usernames": ["opsann", "opsbob"]})
+    for user, profile in (("opsann", "idle"), ("opsbob", "busy")):
+        r = hub.api("POST", f"users/{user}/server", json={"profile": profile})
+        assert r.status_code in (201, 202), r.text
+    for user in ("opsann", "opsbob"):
+        hub.wait_ready(user)
+    admin_password = (hub.data_dir / "admin-password").read_text().strip()
+
+    admin = browser.new_context(viewport={"width": 1400, "height": 900})
+    try:
+        page = _login(admin, hub, "admin", admin_password)
+        page.goto(hub.url + "hub/home")
+        expect(page.locator('a[href$="/services/gpu-admin/"]')).to_have_count(1)
+        page.goto(hub.url + "services/gpu-admin/")  # hub OAuth, then the page
+        expect(page.get_by_role("heading", name="GPU fleet")).to_be_visible()
+        bob = page.locator('tr.held[data-user="opsbob"]')
+        expect(bob).to_have_count(1, timeout=30000)
+        expect(bob).to_contain_text("busy")
+        expect(bob).to_contain_text("Simulated H100")
+        expect(bob).to_contain_text("90 %")
+        expect(bob).to_contain_text("1.0 / 80.0")
+        ann = page.locator('tr[data-user="opsann"]')
+        expect(ann).to_contain_text("idle")
+        expect(ann).to_contain_text("0 %")
+        expect(page.locator("tr.free")).to_have_count(2)
+        expect(page.locator('[data-role="summary"]')).to_contain_text(
+            "2 of 4 GPUs held by 2 servers"
+        )
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "gpu-admin-page.png"), full_page=True)
+
+        page.locator('button[data-role="stop"][data-server="opsann"]').click()
+        expect(page.get_by_role("status")).to_contain_text("Stopped opsann's server")
+        hub.wait_stopped("opsann")
+        expect(page.locator("tr.free")).to_have_count(3)
+        expect(page.locator('tr[data-user="opsann"]')).to_have_count(0)
+        assert hub.api("GET", "users/opsbob").json()["servers"][""]["ready"]
+    finally:
+        admin.close()
+
+    # Without access to the service the hub itself refuses; with access but no admin flag,
+    # the page refuses with its sentence. Neither sees a row of the table.
+    for name, sentence in (("opsbob", ""), ("opscarl", "Only hub admins can see the GPU fleet")):
+        context = browser.new_context(viewport={"width": 1200, "height": 800})
+        try:
+            page = _login(context, hub, name, hub.user_password)
+            response = page.goto(hub.url + "services/gpu-admin/")
+            assert response is not None and response.status == 403, name
+            body = page.locator("body").inner_text()
+            assert sentence in body and "Simulated H100" not in body, body[:500]
+        finally:
+            context.close()
