@@ -67,7 +67,8 @@ def deployment(tmp_path_factory, request):
         GPUS,
         env={
             "CUDASPAWNER_SSH_PORT": str(port),
-            "CUDASPAWNER_SSH_IP": "127.0.0.1",
+            # All addresses, as deployed: the host firewall must keep containers off it.
+            "CUDASPAWNER_SSH_IP": "",
             "CUDASPAWNER_IMAGE": image,
         },
     )
@@ -283,6 +284,9 @@ def test_password_unknown_key_and_another_users_name_are_refused(deployment):
     r = target.ssh("sshbert", keys["sshada"], "id -un")
     assert r.returncode == 255 and "Permission denied" in r.stderr
     assert r.stdout == ""
+    # A name that is no user gets the very same answer: nothing tells names apart.
+    r = target.ssh("nosuchuser", keys["stranger"], "true")
+    assert r.returncode == 255 and "Permission denied (publickey)" in r.stderr
     # Each refused connection is logged with the names and keys it tried and its source.
     stranger = asyncssh.import_public_key(keys["stranger"].public_line).get_fingerprint()
     refused = [e for e in _sessions(hub) if e["event"] == "refused"]
@@ -451,3 +455,24 @@ def test_auto_start_starts_the_default_profile_with_progress_and_a_missing_sftp_
     assert listing.returncode != 0
     assert "This server's image has no SFTP server" in listing.stderr
     assert "openssh-sftp-server" in listing.stderr
+
+
+def test_a_users_container_cannot_reach_the_gateway(deployment):
+    """From inside a container the hub's port answers, the SSH port does not (host firewall)."""
+    hub, target, _, _, client = deployment
+    gateway = client.networks.get(TEST_NETWORK).attrs["IPAM"]["Config"][0]["Gateway"]
+    probe = (
+        "import socket, sys\n"
+        "try:\n"
+        "    socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=3).close()\n"
+        "    print('open')\n"
+        "except OSError as e:\n"
+        "    print('closed', e)\n"
+    )
+    container = container_of(client, "sshada")
+
+    def reach(port: int) -> str:
+        return container.exec_run(["python3", "-c", probe, gateway, str(port)]).output.decode()
+
+    assert reach(int(hub.env["CUDASPAWNER_HUB_PORT"])).startswith("open")
+    assert reach(target.port).startswith("closed")
