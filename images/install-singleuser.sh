@@ -2,9 +2,13 @@
 # The one install recipe shared by the CPU image and the PyTorch-CUDA image, so the two
 # stay twins: the same user, the same Jupyter packages, the same notebook extension.
 #
-#   install-singleuser.sh deps PYTHON CONTEXT [EXTRA_REQUIREMENT...]   (build stage)
-#   install-singleuser.sh project PYTHON CONTEXT                      (build stage)
-#   install-singleuser.sh user                                        (final stage)
+#   install-singleuser.sh deps TORCH_PYTHON CONTEXT [EXTRA_REQUIREMENT...]  (build stage)
+#   install-singleuser.sh project PYTHON CONTEXT                           (build stage)
+#   install-singleuser.sh user                                             (final stage)
+#
+# `deps` makes the Jupyter environment /opt/venv from TORCH_PYTHON, the interpreter of the
+# torch layer underneath, with --system-site-packages: the venv sees torch (and its
+# nvidia-* libraries) where the layer put them and never holds a copy of its own.
 set -eu
 
 NB_USER=${NB_USER:-jovyan}
@@ -13,9 +17,10 @@ NB_GID=${NB_GID:-100}
 
 case "$1" in
 deps)
-  # The heavy, rarely changing layer: Jupyter at the hub's version, and the extras
-  # (torch) given as arguments, from the local wheelhouse as at an air-gapped site.
-  py=$2; ctx=$3; shift 3
+  # Jupyter at the hub's version, above the torch layer, below the project.
+  torch_py=$2; ctx=$3; shift 3
+  "$torch_py" -m venv --system-site-packages /opt/venv
+  py=/opt/venv/bin/python
   # Behind a TLS-re-signing proxy pip needs the host's CA bundle. It is only ever present
   # in this build stage; the final image copies the environment, not the bundle.
   if [ -s "$ctx/host-ca.crt" ]; then export PIP_CERT="$ctx/host-ca.crt"; fi
@@ -23,7 +28,6 @@ deps)
   # Bytecode is compiled at install and kept: without it a non-root user, who cannot
   # write into the environment, recompiles on every start.
   "$py" -m pip install --no-cache-dir --disable-pip-version-check \
-    --find-links "$ctx/wheels" \
     "jupyterhub==$JUPYTERHUB_VERSION" -r "$ctx/requirements-singleuser.txt" "$@"
   ;;
 project)

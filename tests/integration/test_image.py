@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 import time
 
@@ -13,18 +14,19 @@ pytestmark = [pytest.mark.docker]
 IMAGE = "cudaspawner/cpu:latest"
 
 
-@pytest.fixture(scope="module")
-def server(docker_client):
-    """A Jupyter server running from the image as its own user, on a non-default base URL."""
+@contextlib.contextmanager
+def jupyter_server_in(docker_client, image: str, base_url: str = "/user/imgtest/"):
+    """A Jupyter server running from `image` as the image's own user, hardened as the
+    spawner runs it, on a non-default base URL; yields (container, base URL, auth headers)."""
     token = secrets.token_hex(16)
     c = docker_client.containers.run(
-        IMAGE,
+        image,
         [
             "jupyter",
             "server",
             "--ip=0.0.0.0",
             "--port=8888",
-            "--ServerApp.base_url=/user/imgtest/",
+            f"--ServerApp.base_url={base_url}",
             f"--IdentityProvider.token={token}",
             "--ServerApp.open_browser=False",
         ],
@@ -32,13 +34,14 @@ def server(docker_client):
         environment={"NVIDIA_VISIBLE_DEVICES": "void"},
         cap_drop=["ALL"],
         security_opt=["no-new-privileges"],
+        labels={"org.cudaspawner.test": "image"},
     )
     try:
         c.reload()
         ip = c.attrs["NetworkSettings"]["IPAddress"]
-        base = f"http://{ip}:8888/user/imgtest/"
+        base = f"http://{ip}:8888{base_url}"
         headers = {"Authorization": f"token {token}"}
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 90
         while time.monotonic() < deadline:
             try:
                 if requests.get(base + "api/status", headers=headers, timeout=2).ok:
@@ -50,6 +53,12 @@ def server(docker_client):
         yield c, base, headers
     finally:
         c.remove(force=True)
+
+
+@pytest.fixture(scope="module")
+def server(docker_client):
+    with jupyter_server_in(docker_client, IMAGE) as running:
+        yield running
 
 
 def test_jupyterlab_and_notebook_are_served(server):
