@@ -128,7 +128,13 @@ class Exec:
         await self._writer.drain()
 
     def close_stdin(self) -> None:
-        """End of input: the process reads EOF (Docker honours a half-closed stream)."""
+        """End of input: the process reads EOF (Docker honours a half-closed stream).
+
+        Not with a terminal: Docker then ends the whole session, output not yet read
+        included, and OpenSSH's server likewise keeps a terminal open after the client's EOF.
+        """
+        if self.tty:
+            return
         if self._writer is not None and self._writer.can_write_eof():
             try:
                 self._writer.write_eof()

@@ -366,11 +366,23 @@ def test_interactive_shell_has_a_pty_that_follows_resizes(deployment):
     assert seen == ["30 100", "43 132", "exit 3"]
 
 
+def test_openssh_with_a_terminal_gets_a_pty_in_the_container(deployment):
+    _, target, keys, _, _ = deployment
+    r = target.ssh("sshada", keys["sshada"], "tty; echo $TERM", extra=("-tt",))
+    assert r.returncode == 0, r.stderr
+    tty, term = r.stdout.split()
+    assert tty.startswith("/dev/pts/") and term
+    # Without -t a command has no terminal, as with OpenSSH's own server.
+    r = target.ssh("sshada", keys["sshada"], "tty")
+    assert r.returncode == 1 and r.stdout.strip() == "not a tty"
+
+
 def test_host_key_is_kept_0600_in_the_data_directory(deployment):
     hub, *_ = deployment
     path = hub.data_dir / "ssh_host_ed25519_key"
     assert path.stat().st_mode & 0o777 == 0o600
     assert (hub.data_dir / "ssh-keys.sqlite").stat().st_mode & 0o777 == 0o600
+    assert (hub.data_dir / "ssh-sessions.log").stat().st_mode & 0o777 == 0o600
 
 
 def _running_in(container, marker: str) -> bool:
