@@ -168,6 +168,22 @@ extra = os.environ.get("CUDASPAWNER_EXTRA_CONFIG") or str(data_dir / "cudaspawne
 if Path(extra).exists():
     load_subconfig(extra)  # noqa: F821  (provided by JupyterHub)
 
+# --- default profiles ----------------------------------------------------------------------
+# A site with no profiles of its own still gets a useful platform: "CPU only" and
+# "PyTorch 2.9 / CUDA 12.8" (1 .. N GPUs of this host; unavailable, with the reason, on a
+# host without GPUs). Site profiles replace both.
+if "profiles" not in c.CUDADockerSpawner:
+    from spawner.default_profiles import CUDA_IMAGE, default_profiles  # noqa: E402
+
+    cuda_image = os.environ.get("CUDASPAWNER_CUDA_IMAGE", CUDA_IMAGE)
+
+    async def _default_profiles(spawner) -> list[dict]:
+        # The GPU count is the hub's own inventory (read once, off the event loop).
+        host = await spawner.gpu_host()
+        return default_profiles(host.total, cuda_image=cuda_image)
+
+    c.CUDADockerSpawner.profiles = _default_profiles
+
 # --- SSH -----------------------------------------------------------------------------------
 # One SSH gateway (port 2222) into users' running servers, keys managed on a hub page
 # (docs/ssh.md). After the site's config, so its services are kept. CUDASPAWNER_SSH=0: none.

@@ -1,0 +1,65 @@
+"""The default deployment, as a new admin first sees it: no site profiles at all.
+
+The spawn page offers "CPU only" and "PyTorch 2.9 / CUDA 12.8"; this host has no GPUs, so
+the CUDA card is there but unavailable, with the reason beside it. Starting "CPU only" lands
+in JupyterLab, in a container of the CPU image.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from playwright.sync_api import expect
+
+from tests.browser.conftest import ARTIFACTS
+from tests.hubtools import container_of
+from tests.integration.test_security import admin_password
+
+pytestmark = [pytest.mark.browser, pytest.mark.docker, pytest.mark.hub]
+
+
+@pytest.fixture
+def secure_context(browser):
+    # The self-signed certificate of a first start, accepted once as a person would.
+    context = browser.new_context(ignore_https_errors=True, viewport={"width": 1400, "height": 900})
+    yield context
+    context.close()
+
+
+def test_default_cards_on_a_host_without_gpus_and_a_cpu_spawn_lands_in_lab(
+    hub_factory, secure_context, docker_client
+):
+    hub = hub_factory(secure=True)  # no extra configuration: the deployment as shipped
+    hub_factory.volumes.append("cudaspawner-home-admin")
+    page = secure_context.new_page()
+    page.set_default_timeout(60000)
+    try:
+        page.goto(hub.url)
+        page.fill("input[name=username]", "admin")
+        page.fill("input[name=password]", admin_password(hub))
+        page.click("input[type=submit], button[type=submit]")
+
+        page.wait_for_url(re.compile(r"/hub/spawn"))
+        cards = page.locator(".cudaspawner-profile")
+        expect(cards).to_have_count(2)
+        cpu = page.get_by_label("CPU only")
+        cuda = page.get_by_label("PyTorch 2.9 / CUDA 12.8", exact=True)
+        expect(cpu).to_be_checked()
+        expect(cpu).to_be_enabled()
+        expect(cuda).to_be_disabled()
+        cuda_card = page.locator('.cudaspawner-profile[data-profile="pytorch-cuda"]')
+        expect(cuda_card).to_contain_text(re.compile("no GPUs", re.I))
+        expect(cuda_card).to_contain_text("cudaspawner/pytorch-cuda:2.9-cuda12.8")
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "default-deployment-form.png"), full_page=True)
+
+        page.get_by_role("button", name=re.compile("Start")).click()
+        page.wait_for_url(re.compile(r"/user/admin/lab"), timeout=120000)
+        page.locator(".jp-LabShell").wait_for()
+        container = container_of(docker_client, "admin")
+        assert container.attrs["Config"]["Image"] == "cudaspawner/cpu:latest"
+    finally:
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "default-deployment-lab.png"))
+        hub.api("DELETE", "users/admin/server")
