@@ -19,7 +19,8 @@ from prometheus_client import REGISTRY, Counter, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-log = logging.getLogger("cudaspawner.metrics")
+# A child of the hub's own logger: its lines go where (and in the format) the hub's go.
+log = logging.getLogger("JupyterHub.cudaspawner")
 
 # Why a spawn was refused: a short, fixed set, so the label stays cheap to index.
 REFUSAL_REASONS = (

@@ -65,7 +65,7 @@ def test_a_stale_or_missing_snapshot_exports_no_fleet_figures(tmp_path):
 def test_refusals_are_counted_by_reason_and_logged_with_fields(caplog):
     before = hub_metrics.SPAWN_REFUSALS.labels("no_free_gpu")._value.get()
     other = hub_metrics.SPAWN_REFUSALS.labels("other")._value.get()
-    with caplog.at_level(logging.INFO, logger="cudaspawner.metrics"):
+    with caplog.at_level(logging.INFO, logger="JupyterHub.cudaspawner"):
         record_refusal("no_free_gpu", user="ann", server="ann", profile="train", gpus=2,
                        message="2 GPUs requested, 0 free of 4")  # fmt: skip
         record_refusal("made-up reason")
@@ -84,7 +84,7 @@ def test_spawn_durations_land_in_the_profiles_histogram():
 
 
 def test_json_log_lines_carry_the_fields_loki_indexes():
-    record = logging.LogRecord("cudaspawner.metrics", logging.INFO, __file__, 1,
+    record = logging.LogRecord("JupyterHub.cudaspawner", logging.INFO, __file__, 1,
                                "Spawn refused (%s)", ("gpu_quota",), None)  # fmt: skip
     record.user, record.server, record.profile = "ann", "ann/x", "train"
     record.gpus, record.reason = ["GPU-0"], "gpu_quota"
