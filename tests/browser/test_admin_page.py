@@ -1,16 +1,21 @@
-"""Issue 16 in the browser: the GPU admin page behind hub OAuth.
+"""Issue 16 in the browser: the GPU admin page behind hub OAuth, and the idle warning.
 
-An admin finds it under Services on the hub's home, sees every GPU with its holder, server,
-profile, live utilisation and memory, stops a server from it and sees its GPU free; a
+An admin finds the page under Services on the hub's home, sees every GPU with its holder,
+server, profile, live utilisation and memory, stops a server from it and sees its GPU free; a
 non-admin gets 403 with a sentence. Real hub and engine, simulated GPUs in the user image.
+
+The user's side of reclaim: a warning the service posts shows in the GPU panel and the status
+bar with the time left, and "Keep my GPUs" withdraws it and tells the server.
 """
 
 from __future__ import annotations
 
 import json
 import re
+import time
 
 import pytest
+import requests
 from playwright.sync_api import expect
 
 from tests.browser.conftest import ARTIFACTS
@@ -97,3 +102,30 @@ def test_admin_sees_every_gpu_and_stops_a_server_a_user_gets_403(hub_factory, br
             assert sentence in body and "Simulated H100" not in body, body[:500]
         finally:
             context.close()
+
+
+def test_idle_warning_shows_in_panel_and_status_bar_and_keep_withdraws_it(gpu_server, page):
+    warning = {"stop_at": time.time() + 600, "idle_seconds": 3600}
+    r = requests.post(
+        gpu_server.url + "api/gpu/v1/reclaim",
+        json=warning,
+        headers={"Authorization": f"token {gpu_server.token}"},
+        timeout=10,
+    )
+    assert r.status_code == 200, r.text
+    page.goto(gpu_server.page("lab"))
+    item = page.locator(".jp-GpuStatusItem")
+    expect(item).to_have_text(re.compile(r"^GPU idle: stops in (10:00|9:\d\d)$"), timeout=60000)
+    item.click()
+    banner = page.locator('#cudaspawner-gpu-panel [data-role="idle-warning"]')
+    expect(banner).to_be_visible()
+    expect(banner).to_contain_text("Your GPUs have been idle for 1 h.")
+    expect(banner).to_contain_text("This server stops in")
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "idle-warning.png"))
+
+    page.get_by_role("button", name="Keep my GPUs").click()
+    expect(banner).to_be_hidden()
+    expect(item).to_have_text(re.compile(r"^GPU 0: "))
+    notice = gpu_server.api("reclaim").json()
+    assert notice["warning"] is None and notice["kept_at"] > warning["stop_at"] - 600
