@@ -5,6 +5,7 @@ Simulated holdings: 500 users with active servers (hub API shape, with groups), 
 holding one GPU each (container labels, live figures, idle watches), 436 CPU-only. Timed:
 
 - table: one look's pure work, hub users + containers -> rows + summary (fleet.py);
+- cli: `cudaspawner-gpus`'s table from the same 500 containers (cli.build_report);
 - page: GET of the admin page over HTTP, from the service's real tornado app;
 - api: GET of the GPU table as JSON (api/gpus) over HTTP;
 - metrics: a scrape of the fleet figures the hub exports (hub_metrics.FleetCollector).
@@ -33,6 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from prometheus_client import CollectorRegistry, generate_latest  # noqa: E402
 from tornado.httpclient import AsyncHTTPClient  # noqa: E402
 
+from spawner.cli import build_report, render_table  # noqa: E402
 from spawner.gpus import Gpu  # noqa: E402
 from spawner.labels import container_labels  # noqa: E402
 from spawner.services import admin_page  # noqa: E402
@@ -148,7 +150,10 @@ def main(argv: list[str] | None = None) -> int:
 
     rows, summary, servers = table()
     assert len(rows) == args.gpus and len(servers) == args.gpus
-    results = {"table": timed(table, args.repeat)}
+    results = {
+        "table": timed(table, args.repeat),
+        "cli": timed(lambda: render_table(build_report(containers, inventory)), args.repeat),
+    }
     state = FleetState(rows=rows, summary=summary, servers=servers, looked_at=now)
     results.update(asyncio.run(http_timings(state, inventory, args.repeat)))
 

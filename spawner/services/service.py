@@ -19,7 +19,7 @@ import tempfile
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -153,11 +153,7 @@ class FleetService:
             sent = await self.client.warn(server.url, watch.stop_at, idle, policy.sentence(idle))
             if not sent:
                 # Nobody is stopped without having been told: warn again at the next look.
-                self.watches[server.key] = (
-                    before
-                    if before.idle_since
-                    else Watch(idle_since=watch.idle_since, kept_seen=watch.kept_seen)
-                )
+                self.watches[server.key] = replace(watch, stop_at=None)
                 self.log.warning("Idle GPUs: %s did not take the warning", server.key)
                 return
             self.log.info(
@@ -213,16 +209,14 @@ class FleetService:
             await asyncio.sleep(max(0.0, self.settings.interval - (time.monotonic() - started)))
 
     async def stop_server(self, user: str, server_name: str) -> None:
-        """An admin's stop from the page; the row goes at the next look."""
+        """An admin's stop from the page: its GPUs show as free at once, not at the next look."""
         await self.client.stop_server(user, server_name)
         key = f"{user}/{server_name}" if server_name else user
         self.watches.pop(key, None)
-        self.state.rows = [r for r in self.state.rows if r.server != key] + [
-            GpuRow(gpu=r.gpu, index=r.index, model=r.model)
-            for r in self.state.rows
-            if r.server == key and self.inventory is not None
-        ]
-        self.state.rows.sort(key=lambda r: (r.index is None, r.index or 0, r.gpu, r.server))
+        freed = [GpuRow(gpu=r.gpu, index=r.index, model=r.model) for r in self.state.rows
+                 if r.server == key and self.inventory is not None]  # fmt: skip
+        kept = [r for r in self.state.rows if r.server != key]
+        self.state.rows = sorted(kept + freed, key=lambda r: (r.index is None, r.index or 0, r.gpu))
 
 
 def settings_from_document(document: dict[str, Any]) -> ReclaimSettings:
