@@ -1,0 +1,164 @@
+"""The Swarm edge of a start plan: the service spec, as plain data.
+
+Pure: a `StartPlan` (the same one the Docker spawner turns into a container) plus the
+GPU count, placement constraints and ports in; the Docker API's own service spec out
+(`TaskTemplate`, `EndpointSpec`, labels, name), which docker-py's `create_service` takes
+as is. Differences from a container, each forced by Swarm:
+
+- GPUs are a generic-resource reservation (`NVIDIA-GPU=N`): Swarm picks node and devices,
+  so the plan carries no GPU ids; the entrypoint (`swarm_entrypoint`) maps Swarm's
+  assignment to NVIDIA_VISIBLE_DEVICES inside the task.
+- /dev/shm is a tmpfs mount (services have no shm size); no-new-privileges has no field in
+  the service API of Docker 20.10 (docs/swarm.md).
+- The port is published in host mode on the node and the endpoint is DNS round robin:
+  the routing mesh needs IPVS, which not every kernel has.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+from .cluster_gpus import GPU_COUNT_LABEL, GPU_KIND
+from .labels import SINCE_LABEL, format_since
+from .start_plan import StartPlan, memory_bytes
+
+ENTRYPOINT_SOURCE = (Path(__file__).with_name("swarm_entrypoint.py")).read_text()
+
+
+def mounts(plan_mounts: Mapping) -> list[dict]:
+    """DockerSpawner-style mounts -> Swarm mounts: a path is a bind, a name a volume.
+
+    A volume is local to the node the task lands on unless the admin's volume driver
+    says otherwise (docs/swarm.md: home directories on a cluster).
+    """
+    found = []
+    for source, target in plan_mounts.items():
+        bind, mode = (
+            (target, "rw")
+            if isinstance(target, str)
+            else (target["bind"], target.get("mode", "rw"))
+        )
+        found.append(
+            {
+                "Type": "bind" if str(source).startswith("/") else "volume",
+                "Source": str(source),
+                "Target": bind,
+                "ReadOnly": mode == "ro",
+            }
+        )
+    return found
+
+
+def task_environment(env: Mapping[str, str], gpu_count: int) -> list[str]:
+    """The task's environment. With GPUs, NVIDIA_VISIBLE_DEVICES is the entrypoint's to set
+    from Swarm's assignment (the plan's "void" would hide them); without, it stays "void"."""
+    merged = dict(env)
+    if gpu_count:
+        merged.pop("NVIDIA_VISIBLE_DEVICES", None)
+    return [f"{k}={v}" for k, v in merged.items()]
+
+
+def service_labels(plan: StartPlan, gpu_count: int, since: str = "") -> dict[str, str]:
+    """The plan's labels plus the reservation (the GPU ids are Swarm's, read from the task)."""
+    labels = dict(plan.labels)
+    if gpu_count:
+        labels[GPU_COUNT_LABEL] = str(gpu_count)
+        if since:
+            labels[SINCE_LABEL] = format_since(since)
+    return labels
+
+
+def service_spec(
+    plan: StartPlan,
+    *,
+    name: str,
+    command: Iterable[str],
+    env: Mapping[str, str],
+    gpu_count: int,
+    constraints: Iterable[str] = (),
+    network: str = "",
+    port: int = 8888,
+    published_port: int | None = None,
+    since: str = "",
+) -> dict:
+    """Keyword arguments for docker-py's `APIClient.create_service`."""
+    labels = service_labels(plan, gpu_count, since)
+    hardening = plan.hardening
+    container_mounts = mounts(plan.mounts)
+    if hardening.shm_size:
+        container_mounts.append(
+            {
+                "Type": "tmpfs",
+                "Target": "/dev/shm",
+                "TmpfsOptions": {"SizeBytes": memory_bytes(_upper(hardening.shm_size))},
+            }
+        )
+    container = {
+        "Image": plan.image,
+        "Command": ["python3", "-c", ENTRYPOINT_SOURCE, *command],
+        "Env": task_environment(env, gpu_count),
+        "User": plan.user,
+        "Labels": labels,
+        "Mounts": container_mounts,
+        "Init": True,  # PID 1 forwards SIGTERM and reaps (a stop is prompt)
+        "StopGracePeriod": 10 * 10**9,
+    }
+    if hardening.cap_drop:
+        container["CapabilityDrop"] = list(hardening.cap_drop)
+    if hardening.cap_add:
+        container["CapabilityAdd"] = list(hardening.cap_add)
+    limits: dict = {}
+    if plan.mem_limit is not None:
+        limits["MemoryBytes"] = plan.mem_limit
+    if plan.cpu_limit is not None:
+        limits["NanoCPUs"] = int(plan.cpu_limit * 1e9)
+    if hardening.pids_limit:
+        limits["Pids"] = int(hardening.pids_limit)
+    resources: dict = {"Limits": limits}
+    if gpu_count:
+        resources["Reservations"] = {
+            "GenericResources": [{"DiscreteResourceSpec": {"Kind": GPU_KIND, "Value": gpu_count}}]
+        }
+    task = {
+        "ContainerSpec": container,
+        "Resources": resources,
+        # A server that exits is over: the hub notices (poll) and frees its GPUs; a restart
+        # behind the hub's back could land on other GPUs or another node.
+        "RestartPolicy": {"Condition": "none"},
+        "Placement": {"Constraints": list(constraints)},
+    }
+    if network:
+        task["Networks"] = [{"Target": network}]
+    ports = {"Protocol": "tcp", "TargetPort": port, "PublishMode": "host"}
+    if published_port:
+        ports["PublishedPort"] = published_port
+    return {
+        "name": name,
+        "labels": labels,
+        "task_template": task,
+        "endpoint_spec": {"Mode": "dnsrr", "Ports": [ports]},
+    }
+
+
+def _upper(size: str | int) -> str | int:
+    # Docker's shm sizes are written "2g"; the plan's parser wants JupyterHub's "2G".
+    return size.upper() if isinstance(size, str) else size
+
+
+def published_ports(services: Iterable[Mapping]) -> set[int]:
+    """Host ports the existing services publish (any node)."""
+    used = set()
+    for s in services:
+        for p in ((s.get("Spec") or {}).get("EndpointSpec") or {}).get("Ports") or []:
+            if p.get("PublishedPort"):
+                used.add(int(p["PublishedPort"]))
+    return used
+
+
+def pick_port(used: set[int], low: int, high: int) -> int:
+    """The lowest port of [low, high] no service publishes; ValueError when all are taken."""
+    for candidate in range(low, high + 1):
+        if candidate not in used:
+            return candidate
+    raise ValueError(f"All ports {low}-{high} are published by running servers.")

@@ -1,0 +1,280 @@
+"""Pure Swarm logic: the cluster's free GPUs, refusals, quotas, the GPU table, the service
+spec built from the same start plan as a container, and the task entrypoint."""
+
+from __future__ import annotations
+
+import pytest
+
+from spawner.cluster_gpus import (
+    GPU_COUNT_LABEL,
+    NoNodeFits,
+    capacity,
+    check_fits,
+    held_by_user,
+    holdings,
+    matches,
+    nodes_from_api,
+    pending_reason,
+)
+from spawner.labels import GPUS_LABEL, SERVER_LABEL, SINCE_LABEL, USER_LABEL
+from spawner.profiles import parse_profiles
+from spawner.start_plan import ImageFacts, SiteSettings, make_plan
+from spawner.swarm_entrypoint import visible_devices
+from spawner.swarm_objects import ENTRYPOINT_SOURCE, pick_port, published_ports, service_spec
+from spawner.user_options import validate_user_options
+
+
+def api_node(node_id, hostname, gpus, labels=None, state="ready", role="worker", addr="10.0.0.1"):
+    return {
+        "ID": node_id,
+        "Spec": {"Role": role, "Availability": "active", "Labels": labels or {}},
+        "Status": {"State": state, "Addr": addr},
+        "Description": {
+            "Hostname": hostname,
+            "Platform": {"OS": "linux", "Architecture": "x86_64"},
+            "Resources": {
+                "GenericResources": [
+                    {"NamedResourceSpec": {"Kind": "NVIDIA-GPU", "Value": g}} for g in gpus
+                ]
+                + [{"DiscreteResourceSpec": {"Kind": "SSD", "Value": 1}}]
+            },
+        },
+    }
+
+
+def api_task(service, node, gpus, state="running", desired="running", err=""):
+    return {
+        "ServiceID": service,
+        "NodeID": node,
+        "DesiredState": desired,
+        "Status": {"State": state, "Err": err},
+        "AssignedGenericResources": [
+            {"NamedResourceSpec": {"Kind": "NVIDIA-GPU", "Value": g}} for g in gpus
+        ],
+    }
+
+
+def api_service(sid, user, count, server=None, since="2026-11-27T05:00:00Z"):
+    labels = {USER_LABEL: user, SERVER_LABEL: server or user, GPU_COUNT_LABEL: str(count)}
+    if since:
+        labels[SINCE_LABEL] = since
+    return {"ID": sid, "Spec": {"Name": f"jupyter-{user}", "Labels": labels}}
+
+
+NODES = nodes_from_api(
+    [
+        api_node(
+            "m", "manager", ["GPU-a", "GPU-b", "GPU-c", "GPU-d"], {"gpu": "a100"}, role="manager"
+        ),
+        api_node("w", "worker", ["GPU-h1", "GPU-h2"], {"gpu": "h100"}),
+        api_node("down", "gone", ["GPU-x"], state="down"),
+    ]
+)
+
+
+def test_nodes_advertise_only_their_nvidia_gpus_and_down_nodes_are_unusable():
+    assert NODES[0].gpus == ("GPU-a", "GPU-b", "GPU-c", "GPU-d")
+    assert NODES[1].labels == {"gpu": "h100"}
+    assert [n.usable for n in NODES] == [True, True, False]
+
+
+def test_free_counts_subtract_running_and_starting_tasks_but_not_finished_ones():
+    tasks = [
+        api_task("s1", "m", ["GPU-a"]),
+        api_task("s2", "m", ["GPU-b"], state="starting"),
+        api_task("s3", "m", ["GPU-c"], state="complete", desired="shutdown"),
+    ]
+    cap = capacity(NODES, tasks)
+    assert (cap.nodes, cap.total, cap.free, cap.largest_free) == (2, 6, 4, 2)
+
+
+def test_constraints_split_the_counts_per_node_type():
+    tasks = [api_task("s1", "w", ["GPU-h1"])]
+    h100 = capacity(NODES, tasks, ["node.labels.gpu == h100"])
+    assert (h100.nodes, h100.total, h100.free, h100.largest_total) == (1, 2, 1, 2)
+    not_h100 = capacity(NODES, tasks, ["node.labels.gpu != h100", "node.role == manager"])
+    assert (not_h100.total, not_h100.free) == (4, 4)
+
+
+def test_a_constraint_swarm_does_not_know_is_an_error_not_a_silent_match():
+    with pytest.raises(ValueError, match="node.lables.gpu"):
+        matches(NODES[0], ["node.lables.gpu == h100"])
+    with pytest.raises(ValueError, match="placement constraint"):
+        matches(NODES[0], ["gpu is h100"])
+
+
+def test_a_request_no_node_can_hold_is_refused_with_the_largest_node_named():
+    cap = capacity(NODES, [], ["node.labels.gpu == h100"])
+    with pytest.raises(NoNodeFits, match="4 GPUs requested, but the largest node has 2 GPUs"):
+        check_fits(4, cap)
+
+
+def test_gpus_split_over_nodes_do_not_make_a_fit():
+    # 2 free on each node: 4 free in all, yet no node can give 3 (a task's GPUs share a node).
+    tasks = [api_task("s1", "m", ["GPU-a"]), api_task("s2", "m", ["GPU-b"])]
+    cap = capacity(NODES, tasks)
+    assert cap.free == 4
+    with pytest.raises(NoNodeFits, match="at most 2 free on one node, 4 in all"):
+        check_fits(3, cap)
+    check_fits(2, cap)  # fits: no exception
+    check_fits(0, capacity(NODES, [], ["node.labels.gpu == tpu"]))  # CPU needs no node with GPUs
+
+
+def test_no_matching_node_is_a_sentence_for_the_user():
+    with pytest.raises(NoNodeFits, match="No node of the cluster may run this profile"):
+        check_fits(1, capacity(NODES, [], ["node.labels.gpu == tpu"]))
+
+
+def test_quota_counts_the_users_other_servers_only():
+    services = [
+        api_service("1", "ann", 2),
+        api_service("2", "ann", 1, server="ann/big"),
+        api_service("3", "bob", 4),
+    ]
+    assert held_by_user(services, "ann") == 3
+    assert held_by_user(services, "ann", except_server="ann/big") == 2
+    assert held_by_user(services, "cat") == 0
+
+
+def test_gpu_table_lists_gpu_node_user_and_since_from_tasks():
+    services = [api_service("s1", "ann", 1), api_service("s2", "bob", 2), {"ID": "x", "Spec": {}}]
+    tasks = [
+        api_task("s1", "w", ["GPU-h2"]),
+        api_task("s2", "m", ["GPU-c", "GPU-a"]),
+        api_task("x", "m", ["GPU-d"]),  # not ours: no user label
+        api_task("s1", "w", ["GPU-h1"], state="failed", desired="shutdown"),
+    ]
+    rows = holdings(NODES, tasks, services)
+    assert [(r.gpu, r.node, r.user) for r in rows] == [
+        ("GPU-a", "manager", "bob"),
+        ("GPU-c", "manager", "bob"),
+        ("GPU-h2", "worker", "ann"),
+    ]
+    assert rows[0].since.isoformat() == "2026-11-27T05:00:00+00:00"
+
+
+def test_pending_reason_is_swarms_own_words():
+    task = api_task(
+        "s", "", [], state="pending", err="no suitable node (insufficient resources on 1 node)"
+    )
+    assert pending_reason(task) == "no suitable node (insufficient resources on 1 node)"
+
+
+# --- the service spec: the same start plan as a container -----------------------------------
+PROFILES = parse_profiles(
+    [
+        {"slug": "cpu", "display_name": "CPU", "default": True},
+        {
+            "slug": "two",
+            "display_name": "Two GPUs",
+            "gpus": 2,
+            "mem_limit": "8G",
+            "cpu_limit": 2,
+            "shm_size": "1g",
+            "volumes": {"/data/sets": {"bind": "/data", "mode": "ro"}},
+        },
+    ]
+)
+
+
+def plan_for(slug: str):
+    choice = validate_user_options({"profile": slug}, PROFILES, gpus_on_host=4)
+    return make_plan(
+        choice,
+        user_name="ann",
+        server_key="ann",
+        site=SiteSettings(),
+        image=ImageFacts("cudaspawner/cpu:latest", "sha256:abc", user="1000:100"),
+        gpus=(),  # on a cluster Swarm picks the devices
+    )
+
+
+def spec_for(slug: str, count: int) -> dict:
+    plan = plan_for(slug)
+    return service_spec(
+        plan,
+        name="jupyter-ann",
+        command=["jupyterhub-singleuser", "--port=8888"],
+        env={**plan.environment, "JUPYTERHUB_API_TOKEN": "t"},
+        gpu_count=count,
+        constraints=["node.labels.gpu == h100"],
+        network="cudaswarm",
+        published_port=49200,
+        since="2026-11-27T05:00:00+00:00" if count else "",
+    )
+
+
+def test_gpu_profile_reserves_generic_resources_and_leaves_devices_to_the_entrypoint():
+    spec = spec_for("two", 2)
+    task = spec["task_template"]
+    assert task["Resources"]["Reservations"]["GenericResources"] == [
+        {"DiscreteResourceSpec": {"Kind": "NVIDIA-GPU", "Value": 2}}
+    ]
+    env = task["ContainerSpec"]["Env"]
+    assert not any(e.startswith("NVIDIA_VISIBLE_DEVICES=") for e in env)
+    assert "JUPYTERHUB_API_TOKEN=t" in env
+    assert task["ContainerSpec"]["Command"][:3] == ["python3", "-c", ENTRYPOINT_SOURCE]
+    assert task["ContainerSpec"]["Command"][3:] == ["jupyterhub-singleuser", "--port=8888"]
+    assert task["Placement"]["Constraints"] == ["node.labels.gpu == h100"]
+    labels = spec["labels"]
+    assert labels[GPU_COUNT_LABEL] == "2" and labels[SINCE_LABEL] == "2026-11-27T05:00:00Z"
+    assert GPUS_LABEL not in labels  # the ids are Swarm's: read from the task
+
+
+def test_cpu_profile_reserves_nothing_and_keeps_gpus_hidden():
+    spec = spec_for("cpu", 0)
+    task = spec["task_template"]
+    assert "Reservations" not in task["Resources"]
+    assert "NVIDIA_VISIBLE_DEVICES=void" in task["ContainerSpec"]["Env"]
+    assert GPU_COUNT_LABEL not in spec["labels"]
+
+
+def test_hardening_limits_and_mounts_carry_over_from_the_plan():
+    plan = plan_for("two")
+    spec = spec_for("two", 2)
+    container = spec["task_template"]["ContainerSpec"]
+    assert container["User"] == "1000:100"
+    assert container["CapabilityDrop"] == ["ALL"]
+    assert container["Labels"] == spec["labels"] and spec["labels"][USER_LABEL] == "ann"
+    limits = spec["task_template"]["Resources"]["Limits"]
+    assert limits == {"MemoryBytes": 8 * 1024**3, "NanoCPUs": 2 * 10**9, "Pids": 4096}
+    mounts = {m["Target"]: m for m in container["Mounts"]}
+    assert mounts["/data"] == {
+        "Type": "bind", "Source": "/data/sets", "Target": "/data", "ReadOnly": True
+    }  # fmt: skip
+    home = mounts["/home/jovyan"]
+    assert (home["Type"], home["Source"]) == ("volume", "cudaspawner-home-{username}")
+    assert mounts["/dev/shm"]["TmpfsOptions"]["SizeBytes"] == 1024**3
+    assert spec["labels"]["org.cudaspawner.plan"] == plan.fingerprint
+
+
+def test_port_is_published_in_host_mode_with_dns_round_robin():
+    endpoint = spec_for("cpu", 0)["endpoint_spec"]
+    assert endpoint == {
+        "Mode": "dnsrr",
+        "Ports": [
+            {"Protocol": "tcp", "TargetPort": 8888, "PublishedPort": 49200, "PublishMode": "host"}
+        ],
+    }
+
+
+def test_ports_in_use_are_skipped_and_a_full_range_is_an_error():
+    services = [{"Spec": {"EndpointSpec": {"Ports": [{"PublishedPort": 49200}]}}}, {"Spec": {}}]
+    used = published_ports(services)
+    assert pick_port(used, 49200, 49202) == 49201
+    with pytest.raises(ValueError, match="49200-49200"):
+        pick_port(used, 49200, 49200)
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        ({"DOCKER_RESOURCE_NVIDIA-GPU": "GPU-a,GPU-b"}, "GPU-a,GPU-b"),
+        ({"DOCKER_RESOURCE_NVIDIA-GPU": " GPU-a , ", "NVIDIA_VISIBLE_DEVICES": "all"}, "GPU-a"),
+        ({"NVIDIA_VISIBLE_DEVICES": "all"}, "void"),
+        ({}, "void"),
+        ({"NVIDIA_VISIBLE_DEVICES": "void"}, "void"),
+    ],
+)
+def test_entrypoint_exposes_swarms_assignment_and_never_all(env, expected):
+    assert visible_devices(env) == expected
