@@ -23,6 +23,10 @@ STOP_TIMEOUT = 60.0
 class HubUnreachable(Exception):
     """The hub's API did not answer as expected; the message says what happened."""
 
+    def __init__(self, message: str, code: int | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+
 
 class HubClient:
     def __init__(
@@ -57,7 +61,7 @@ class HubClient:
             response = await self._http.fetch(request)
         except HTTPClientError as e:
             detail = e.response.body.decode(errors="replace")[:200] if e.response else ""
-            raise HubUnreachable(f"{method} {path}: HTTP {e.code} {detail}") from None
+            raise HubUnreachable(f"{method} {path}: HTTP {e.code} {detail}", e.code) from None
         except OSError as e:
             raise HubUnreachable(f"{method} {path}: {e}") from None
         return json.loads(response.body) if response.body else None
@@ -74,7 +78,7 @@ class HubClient:
         try:
             return await self._hub("GET", f"users/{quote(name, safe='')}")
         except HubUnreachable as e:
-            if "HTTP 404" in str(e):
+            if e.code == 404:
                 return None
             raise
 
