@@ -9,27 +9,11 @@ ensure_system_packages
 ensure_dockerd
 ensure_proxy
 ensure_venv hub
-# The CPU image always; the PyTorch 2.9 / CUDA 12.8 image (about 10 GB, minutes to build)
+# The CPU image always; the PyTorch 2.9 / CUDA 12.8 image (about 8 GB, minutes to build)
 # where it can run: a host with an NVIDIA GPU and the NVIDIA Container Toolkit, or when asked
-# (CUDASPAWNER_IMAGES=all). CUDASPAWNER_IMAGES=cpu never builds it.
+# (CUDASPAWNER_IMAGES=all; images/wanted-images.sh decides, and says what a GPU host lacks).
+images=$("$repo/images/wanted-images.sh")
 PYTHON="$VENV/bin/python" "$repo/images/build.sh" cpu
-images=${CUDASPAWNER_IMAGES:-auto}
-case $images in
-  auto|cpu|all) ;;
-  *) log "CUDASPAWNER_IMAGES is '$images'; use auto (the default), cpu or all."; exit 2 ;;
-esac
-if [ "$images" = auto ] && nvidia-smi -L >/dev/null 2>&1; then
-  if command -v nvidia-container-cli >/dev/null || command -v nvidia-ctk >/dev/null \
-    || docker info --format '{{ json .Runtimes }}' 2>/dev/null | grep -q '"nvidia"'; then
-    images=all
-  else
-    log "This host has NVIDIA GPUs, but Docker cannot hand them to containers: the NVIDIA"
-    log "Container Toolkit is missing. Install it (NVIDIA's apt repository, see"
-    log "https://docs.nvidia.com/datacenter/cloud-native/container-toolkit/latest/install-guide.html):"
-    log "  apt-get install -y nvidia-container-toolkit && nvidia-ctk runtime configure --runtime=docker"
-    log "then restart Docker and run scripts/up.sh again. Carrying on with the CPU image only."
-  fi
-fi
 if [ "$images" = all ]; then
   PYTHON="$VENV/bin/python" "$repo/images/build.sh" pytorch-cuda
 fi
