@@ -199,7 +199,3 @@ ensure_venv() {  # extras (e.g. hub,notebook,test)
     echo "$want" >"$stamp"
   fi
 }
-
-ensure_network() {  # name
-  docker network inspect "$1" >/dev/null 2>&1 || docker network create "$1" >/dev/null
-}

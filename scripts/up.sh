@@ -17,7 +17,7 @@ PYTHON="$VENV/bin/python" "$repo/images/build.sh" cpu
 if [ "$images" = all ]; then
   PYTHON="$VENV/bin/python" "$repo/images/build.sh" pytorch-cuda
 fi
-ensure_network "${CUDASPAWNER_NETWORK:-cudaspawner}"
+# The user containers' network is the hub's to make (labelled, isolating): not made here.
 
 mkdir -p "$DATA"; chmod 700 "$DATA"
 if [ -f "$DATA/jupyterhub.pid" ] && kill -0 "$(cat "$DATA/jupyterhub.pid")" 2>/dev/null; then
