@@ -263,15 +263,20 @@ def dump_docker_state(client: docker.DockerClient, hub: Hub) -> str:
 
 def remove_hub_leftovers(client: docker.DockerClient, hub: Hub, volumes: list[str] = ()) -> None:
     for c in hub_containers(client, hub):
-        try:
-            c.remove(force=True, v=True)
-        except docker.errors.NotFound:
-            pass
+        _remove_quietly(lambda c=c: c.remove(force=True, v=True))
     for v in volumes:
-        try:
-            client.volumes.get(v).remove(force=True)
-        except docker.errors.NotFound:
-            pass
+        _remove_quietly(lambda v=v: client.volumes.get(v).remove(force=True))
+
+
+def _remove_quietly(remove) -> None:
+    """Gone already, or being removed by the hub's own stop (409 "already in progress"): fine."""
+    try:
+        remove()
+    except docker.errors.NotFound:
+        pass
+    except docker.errors.APIError as e:
+        if e.status_code != 409:
+            raise
 
 
 def host_of(url: str) -> str:
