@@ -207,7 +207,11 @@ def named_servers(app):
 @pytest.fixture
 def dockerspawner_configured_app(app, named_servers, spawner_under_test):
     """The Hub, spawning with the spawner under test."""
-    with mock.patch.dict(app.tornado_settings, {"spawner_class": spawner_under_test}):
+    # A stop slower than JupyterHub's 10 s answers 202 and the suite's test_start_stop then
+    # polls for a server that may be gone already (KeyError): seen under load, for either
+    # spawner. Waiting longer for a slow stop keeps the test about function, not speed.
+    settings = {"spawner_class": spawner_under_test, "slow_stop_timeout": 60}
+    with mock.patch.dict(app.tornado_settings, settings):
         yield app
 
 
