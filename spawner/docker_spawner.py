@@ -16,11 +16,17 @@ import docker.errors
 from dockerspawner import DockerSpawner
 from traitlets import TraitError, default, validate
 
-from . import docker_objects, errors, option_hooks
+from . import docker_objects, errors, option_hooks, ownership
 from .form import SiteLimits, spawn_form
 from .gpu_host import GpuHost
 from .gpus import Gpu, GpuAllocationError, plural
-from .internal_ssl import AddressPlanner, cert_archive, cert_owner, stage_certs
+from .internal_ssl import (
+    AddressPlanner,
+    cert_archive,
+    cert_owner,
+    is_address_taken,
+    stage_certs,
+)
 from .profiles import Profile, ProfileConfigError, profiles_for_user, site_profiles
 from .progress import Progress, wait_listening
 from .site_config import SiteConfig
@@ -108,6 +114,12 @@ class CUDADockerSpawner(SiteConfig, DockerSpawner):
     async def _list_containers(self, filters: dict) -> list[dict]:
         return await self.docker("containers", filters=filters)
 
+    async def _inspect_container(self, container_id: str) -> dict:
+        return await self.docker("inspect_container", container_id)
+
+    async def _engine_info(self) -> dict:
+        return await self.docker("info")
+
     async def _visible_profiles(self) -> list[Profile]:
         raw = await self._evaluated(self.profiles)
         try:
@@ -128,7 +140,9 @@ class CUDADockerSpawner(SiteConfig, DockerSpawner):
         return spawn_form(
             visible,
             self.user_options,
-            free=await host.free_count(self._list_containers),
+            free=await host.free_count(
+                self._list_containers, self._inspect_container, self._engine_info
+            ),
             total=host.total,
             images=self._get_allowed_images(),
             site=SiteLimits(self.mem_limit, self.cpu_limit),
@@ -200,7 +214,13 @@ class CUDADockerSpawner(SiteConfig, DockerSpawner):
         host = await self.gpu_host()
         try:
             gpus = await host.reserve(
-                self.server_key, self.user.name, self._group_names(), count, self._list_containers
+                self.server_key,
+                self.user.name,
+                self._group_names(),
+                count,
+                self._list_containers,
+                self._inspect_container,
+                self._engine_info,
             )
         except GpuAllocationError as e:
             raise errors.user_error(409, str(e)) from None
@@ -222,19 +242,49 @@ class CUDADockerSpawner(SiteConfig, DockerSpawner):
             self._progress = Progress()
         try:
             plan = await self.start_plan()
+            await self._refuse_foreign_container()
+            await self._ensure_volumes(plan)
             await self._drop_outdated_container(plan)
             self._progress.add(40, "creating container")  # "starting": in start_object
-            ip, port = await super().start()
+            ip, port = await self._start_container(plan)
             await wait_listening(ip, port, self.ready_wait_timeout, self._has_exited)
             return ip, port
         except Exception as e:
             await self._cleanup_failed_start()
+            admin = errors.gpu_path_fault(str(e))
+            if admin:
+                self.log.error("%s could not start: %s (%s)", self._log_name, admin, e)
             explained = errors.start_failure(e)
             if explained is None or explained is e:
                 raise
             raise explained from None
         finally:
             self._choice = self._plan = None  # the next start makes its own
+
+    async def _start_container(self, plan: StartPlan, tries: int = 3) -> tuple[str, int]:
+        """DockerSpawner's start; under internal TLS, at another address if another hub's
+        container took the planned one first (hubs sharing a network plan independently)."""
+        for attempt in range(tries):
+            try:
+                return await super().start()
+            except docker.errors.APIError as e:
+                if not plan.address or not is_address_taken(e) or attempt == tries - 1:
+                    raise
+            self.log.warning(
+                "Address %s on %s was taken by another container; planning another for %s",
+                plan.address,
+                self.network_name,
+                self._log_name,
+            )
+            if self.object_id:
+                await self.remove_object()
+                self.object_id = ""
+            AddressPlanner.shared().forget(self.server_key, taken=True)
+            self._plan = None
+            plan = await self.start_plan()
+            # The certificate names the address: make it again for the new one.
+            self.cert_paths = await self.move_certs(await self.create_certs())
+        raise AssertionError("unreachable")
 
     async def _drop_outdated_container(self, plan: StartPlan) -> None:
         """A kept container (`remove = False`) is restarted only if made from this plan."""
@@ -243,6 +293,64 @@ class CUDADockerSpawner(SiteConfig, DockerSpawner):
             self.log.info("Recreating %s: its start plan changed", self.object_name)
             await self.remove_object()
             self.object_id = ""
+
+    # --- ownership: only this hub's containers and volumes are touched -------------------
+    async def get_object(self):
+        """DockerSpawner's lookup by name, blind to containers this hub does not own.
+
+        A container of that name made by another hub or by hand is never stopped, removed
+        or restarted: `start` refuses it with a sentence (`_refuse_foreign_container`).
+        """
+        obj = await super().get_object()
+        if obj and not ownership.is_ours((obj.get("Config") or {}).get("Labels"), self.hub_id):
+            self.object_id = ""
+            return None
+        return obj
+
+    async def _refuse_foreign_container(self) -> None:
+        try:
+            obj = await self.docker("inspect_container", self.object_name)
+        except docker.errors.NotFound:
+            return
+        labels = (obj.get("Config") or {}).get("Labels")
+        if ownership.is_ours(labels, self.hub_id):
+            return
+        for_user, for_admin = ownership.foreign_container(self.object_name, labels)
+        self.log.error("%s", for_admin)
+        self.object_id = ""  # never remove it as "a failed start's container"
+        raise errors.user_error(409, for_user)
+
+    async def _ensure_volume(self, name: str) -> None:
+        """Create a named volume with this hub's label, or check that an existing one is ours.
+
+        A volume labelled by another hub is refused. One without any hub label predates
+        ownership labels (or was made by hand) and is used as it is: it is how an upgraded
+        deployment keeps its users' homes.
+        """
+        try:
+            vol = await self.docker("inspect_volume", name)
+        except docker.errors.NotFound:
+            labels = {ownership.HUB_LABEL: self.hub_id, "org.cudaspawner.user": self.user.name}
+            await self.docker("create_volume", name, labels=labels)
+            return
+        labels = vol.get("Labels") or {}
+        if ownership.owner_of(labels) and not ownership.is_ours(labels, self.hub_id):
+            for_user, for_admin = ownership.foreign_volume(name, labels)
+            self.log.error("%s", for_admin)
+            raise errors.user_error(409, for_user)
+
+    async def _ensure_volumes(self, plan: StartPlan) -> None:
+        """The plan's named volumes (not bind mounts), made with this hub's label."""
+        for source in plan.mounts:
+            name = self._volume_name(source)
+            if name and not name.startswith(("/", ".", "~")):
+                await self._ensure_volume(name)
+
+    def _volume_name(self, source: str) -> str:
+        try:
+            return self.format_volume_name(source, self)
+        except Exception:  # an admin's template we cannot fill: DockerSpawner reports it
+            return ""
 
     async def _has_exited(self) -> bool:
         return await self.poll() is not None
@@ -285,6 +393,9 @@ class CUDADockerSpawner(SiteConfig, DockerSpawner):
         try:
             await super().start_object()
         except docker.errors.APIError as e:
+            admin = errors.gpu_path_fault(str(e))
+            if admin:
+                self.log.error("%s could not start: %s (%s)", self._log_name, admin, e)
             explained = errors.start_failure(e)
             if explained is None:
                 raise
@@ -303,7 +414,7 @@ class CUDADockerSpawner(SiteConfig, DockerSpawner):
             raise errors.user_error(500, str(e)) from None
         archive, in_container = cert_archive(paths, *owner)
         volume = self.format_volume_name(self.certs_volume_name, self)
-        await self.docker("create_volume", volume)
+        await self._ensure_volume(volume)
         binds = self.client.create_host_config(binds={volume: {"bind": "/certs"}})
         await stage_certs(self.docker, binds, self.move_certs_image, archive)
         return in_container
@@ -338,7 +449,8 @@ class CUDADockerSpawner(SiteConfig, DockerSpawner):
 
     async def stop(self, now: bool = False):
         try:
-            if self.object_id:
+            # get_object: only a container of this hub is stopped or removed.
+            if self.object_id and await self.get_object() is not None:
                 await super().stop(now=now)
             else:
                 self.clear_state()

@@ -13,6 +13,22 @@ NO_GPU_RUNTIME = (
     "This host cannot give containers GPUs: install the NVIDIA Container Toolkit "
     "(and restart the Docker engine), or pick the CPU profile."
 )
+# What the hub log tells the admin, per GPU-path failure of the engine.
+ADMIN_NO_GPU_DRIVER = (
+    "The Docker engine has no device driver for GPU requests: install the NVIDIA Container "
+    "Toolkit (nvidia-container-toolkit) and restart dockerd, or set "
+    "CUDADockerSpawner.gpu_request_style to match the host."
+)
+ADMIN_NO_NVIDIA_RUNTIME = (
+    "The Docker engine has no runtime named nvidia (gpu_request_style = 'runtime'): install "
+    "the NVIDIA Container Toolkit and run `nvidia-ctk runtime configure --runtime=docker`, "
+    "then reload dockerd; or use gpu_request_style = 'device_requests'."
+)
+ADMIN_NO_CDI = (
+    "The Docker engine does not know the CDI device (gpu_request_style = 'cdi'): generate "
+    "the spec with `nvidia-ctk cdi generate --output=/etc/cdi/nvidia.yaml` (Docker 25+ with "
+    "CDI enabled), or use gpu_request_style = 'device_requests'."
+)
 ENGINE_DOWN = (
     "The Docker engine on the hub host is not reachable, so no server can start right now. "
     "Try again in a minute; if it keeps happening, tell your administrator."
@@ -60,16 +76,25 @@ def is_engine_unreachable(exc: BaseException) -> bool:
     return isinstance(exc, (ConnectionError, FileNotFoundError))
 
 
-def explain_start_failure(text: str) -> str | None:
-    """A user-facing sentence for a container that was created but would not start."""
+def gpu_path_fault(text: str) -> str | None:
+    """What the admin must install, when an engine error is a missing GPU piece; else None."""
     lowered = text.lower()
     if "could not select device driver" in lowered and "gpu" in lowered:
-        return NO_GPU_RUNTIME
-    if "unknown or invalid runtime name" in lowered and "nvidia" in lowered:
-        return NO_GPU_RUNTIME
-    if "cdi" in lowered and ("unresolvable" in lowered or "not registered" in lowered):
-        return NO_GPU_RUNTIME
+        return ADMIN_NO_GPU_DRIVER
+    if "nvidia" in lowered and (
+        "unknown or invalid runtime name" in lowered or "unknown runtime specified" in lowered
+    ):
+        return ADMIN_NO_NVIDIA_RUNTIME
+    if "cdi" in lowered and (
+        "unresolvable" in lowered or "not registered" in lowered or "unknown" in lowered
+    ):
+        return ADMIN_NO_CDI
     return None
+
+
+def explain_start_failure(text: str) -> str | None:
+    """A user-facing sentence for a container that could not be created or started."""
+    return NO_GPU_RUNTIME if gpu_path_fault(text) else None
 
 
 def start_failure(exc: BaseException) -> web.HTTPError | None:
@@ -79,4 +104,5 @@ def start_failure(exc: BaseException) -> web.HTTPError | None:
     if is_engine_unreachable(exc):
         return user_error(503, ENGINE_DOWN)
     explained = explain_start_failure(str(exc))
-    return user_error(400, explained) if explained else None
+    # The host lacks a GPU piece: the service is unavailable for GPUs, not a bad request.
+    return user_error(503, explained) if explained else None

@@ -5,6 +5,11 @@ decides; this module does the I/O around it: reading the inventory once, and reb
 the table from the labels of the running containers before the first reservation after a
 hub (re)start, so GPUs held by servers that outlived the hub are never handed out twice.
 It takes data (a user, a server key, a container lister) and never a spawner.
+
+GPU truth comes from the engine: before each reservation, GPUs claimed by running
+containers this hub did not start (other hubs', an admin's `docker run --gpus ...`) count
+as taken (`OutsideGpus`). The container list is one call; only containers not seen before
+are inspected, so the cost stays flat however many run.
 """
 
 from __future__ import annotations
@@ -13,22 +18,95 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Iterable
 
+from .gpu_claims import GpuClaim, container_claim, resolve
 from .gpu_inventory import load_inventory
 from .gpus import Gpu, GpuAllocator
 from .labels import GPUS_LABEL, holding_from_labels
+from .ownership import is_ours
 
 # Lists containers for a docker-py style `filters` dict (the spawner's off-loop Docker call).
 ContainerLister = Callable[[dict], Awaitable[list[dict]]]
+# docker inspect of one container by id (raises when it is gone).
+Inspector = Callable[[str], Awaitable[dict]]
+# docker info of the engine.
+EngineInfo = Callable[[], Awaitable[dict]]
+ACTIVE = ["running", "paused", "restarting"]  # states in which a container keeps its GPUs
+
+
+class OutsideGpus:
+    """GPUs held by running containers that are not this hub's, cached per container id.
+
+    A container's GPU claim never changes after it is created, so each container is
+    inspected once; the cache forgets containers that no longer run.
+    """
+
+    def __init__(self, hub_id: str, log: logging.Logger) -> None:
+        self.hub_id = hub_id
+        self.log = log
+        self.inspections = 0  # how many containers were inspected (benchmarks, tests)
+        self._claims: dict[str, GpuClaim | None] = {}
+        self._default_runtime: str | None = None
+
+    def is_mine(self, labels: dict) -> bool:
+        """This hub's container (without a hub id: any container with cudaspawner's GPU label)."""
+        return is_ours(labels, self.hub_id) if self.hub_id else GPUS_LABEL in labels
+
+    async def held(
+        self,
+        containers: ContainerLister,
+        inspect: Inspector,
+        info: EngineInfo | None,
+        inventory: list[Gpu],
+    ) -> dict[str, str]:
+        """gpu id -> the name of the outside container holding it, as the engine says now."""
+        if self._default_runtime is None:
+            self._default_runtime = ((await info()) if info else {}).get("DefaultRuntime") or ""
+        running = await containers({"status": ACTIVE})
+        others = [c for c in running if not self.is_mine(c.get("Labels") or {})]
+        new = [c["Id"] for c in others if c["Id"] not in self._claims]
+        if new:
+            found = await asyncio.gather(*(self._claim(inspect, i) for i in new))
+            self._claims.update(
+                (i, claim) for i, claim in zip(new, found, strict=True) if claim != "retry"
+            )
+        alive = {c["Id"] for c in others}
+        self._claims = {i: claim for i, claim in self._claims.items() if i in alive}
+        held: dict[str, str] = {}
+        for claim in self._claims.values():
+            if claim is None:
+                continue
+            gpus, _unknown = resolve(claim.refs, inventory)
+            for g in gpus:
+                held.setdefault(g.id, claim.container)
+        return held
+
+    async def _claim(self, inspect: Inspector, container_id: str) -> GpuClaim | None | str:
+        self.inspections += 1
+        try:
+            inspected = await inspect(container_id)
+        except Exception as e:
+            if getattr(e, "status_code", None) == 404:
+                return None  # gone between the list and the inspect: holds nothing
+            self.log.warning("Could not inspect container %s: %s", container_id[:12], e)
+            return "retry"
+        return container_claim(inspected, self._default_runtime or "runc")
 
 
 class GpuHost:
     _instance: GpuHost | None = None
 
-    def __init__(self, inventory: list[Gpu], allocator: GpuAllocator, log: logging.Logger) -> None:
+    def __init__(
+        self,
+        inventory: list[Gpu],
+        allocator: GpuAllocator,
+        log: logging.Logger,
+        hub_id: str = "",
+    ) -> None:
         self.inventory = inventory
         self.allocator = allocator
         self.log = log
         self._rebuilt = False
+        self.outside = OutsideGpus(hub_id, log)
 
     @classmethod
     async def shared(
@@ -39,6 +117,7 @@ class GpuHost:
         user_quota: int | None = None,
         group_quotas: dict | None = None,
         log: logging.Logger | None = None,
+        hub_id: str = "",
     ) -> GpuHost:
         """The hub's GpuHost, made from the site's settings on first use.
 
@@ -56,7 +135,7 @@ class GpuHost:
                     group_quotas=dict(group_quotas or {}),
                     log=log,
                 )
-                cls._instance = cls(gpus, allocator, log)
+                cls._instance = cls(gpus, allocator, log, hub_id)
                 log.info(
                     "GPU inventory: %s",
                     ", ".join(f"{g.id} ({g.name})" for g in gpus) or "none (CPU only)",
@@ -89,13 +168,36 @@ class GpuHost:
             {"label": GPUS_LABEL, "status": ["running", "paused", "restarting"]}
         )
         for c in found:
+            if not self.outside.is_mine(c.get("Labels") or {}):
+                continue  # another hub's: counted from the engine as held outside this hub
             holding = holding_from_labels(c.get("Labels") or {}, self.log, c["Id"][:12])
             if holding is not None:
                 self.allocator.restore(holding.server, holding.user, holding.gpu_ids)
         self._rebuilt = True
         self.log.info("GPU table rebuilt from %d running containers", len(found))
 
-    async def free_count(self, containers: ContainerLister) -> int | None:
+    async def _see_outside(
+        self, containers: ContainerLister, inspect: Inspector | None, info: EngineInfo | None
+    ) -> None:
+        """Mark the GPUs that containers this hub did not start hold (under the lock)."""
+        if inspect is None or not self.inventory:
+            return
+        held = await self.outside.held(containers, inspect, info, self.inventory)
+        before = self.allocator.outside()
+        if held != before:
+            for gpu_id, name in held.items():
+                if before.get(gpu_id) != name:
+                    self.log.info("GPU %s is held outside the hub by container %s", gpu_id, name)
+            for gpu_id in before.keys() - held.keys():
+                self.log.info("GPU %s is no longer held outside the hub", gpu_id)
+        self.allocator.set_outside(held)
+
+    async def free_count(
+        self,
+        containers: ContainerLister,
+        inspect: Inspector | None = None,
+        info: EngineInfo | None = None,
+    ) -> int | None:
         """GPUs free right now (the table rebuilt first when needed); None when unknown.
 
         The spawn form must still open when the engine cannot be asked (it may be back by
@@ -104,6 +206,7 @@ class GpuHost:
         try:
             async with self.allocator.lock:
                 await self._ensure_rebuilt(containers)
+                await self._see_outside(containers, inspect, info)
                 return self.allocator.free_count()
         except Exception as e:
             self.log.warning("Could not read GPU assignments: %s", e)
@@ -116,8 +219,14 @@ class GpuHost:
         groups: Iterable[str],
         count: int,
         containers: ContainerLister,
+        inspect: Inspector | None = None,
+        info: EngineInfo | None = None,
     ) -> tuple[Gpu, ...]:
-        """GPUs for one server; raises `gpus.GpuAllocationError` with a sentence for the user."""
+        """GPUs for one server; raises `gpus.GpuAllocationError` with a sentence for the user.
+
+        With `inspect`, GPUs held by running containers this hub did not start are taken.
+        """
         async with self.allocator.lock:
             await self._ensure_rebuilt(containers)
+            await self._see_outside(containers, inspect, info)
             return self.allocator.reserve(server_key, user, list(groups), count)

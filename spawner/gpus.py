@@ -225,6 +225,8 @@ class GpuAllocator:
         self._by_id = {g.id: g for g in self.inventory}
         self._holdings: dict[str, Holding] = {}
         self._owner: dict[str, str] = {}  # gpu id -> server key
+        # gpu id -> who holds it outside this hub (a container's name), from the engine
+        self._outside: dict[str, str] = {}
         self._cursor = 0  # spread: position in `inventory` where the next search starts
 
     # --- questions ---
@@ -237,10 +239,21 @@ class GpuAllocator:
         return dict(self._holdings)
 
     def free(self) -> tuple[Gpu, ...]:
-        return tuple(g for g in self.inventory if g.id not in self._owner)
+        return tuple(g for g in self.inventory if g.id not in self._owner | self._outside.keys())
 
     def free_count(self) -> int:
-        return self.total - len(self._owner)
+        return len(self.free())
+
+    def outside(self) -> dict[str, str]:
+        """GPUs held outside this hub: gpu id -> holder (a container name)."""
+        return dict(self._outside)
+
+    def set_outside(self, held: Mapping[str, str]) -> None:
+        """Replace the set of GPUs that containers this hub did not start hold (engine truth).
+
+        They are never handed out; ids the inventory does not know are ignored.
+        """
+        self._outside = {k: v for k, v in held.items() if k in self._by_id}
 
     def held_by_user(self, user: str) -> int:
         return sum(len(h.gpus) for h in self._holdings.values() if h.user == user)
@@ -277,7 +290,11 @@ class GpuAllocator:
         if limit is not None and held_elsewhere + count > limit:
             raise GpuQuotaExceeded(count, held_elsewhere, limit)
 
-        candidates = [g for g in self.inventory if g.id not in self._owner or g.id in mine]
+        candidates = [
+            g
+            for g in self.inventory
+            if (g.id not in self._owner or g.id in mine) and g.id not in self._outside
+        ]
         if count > len(candidates):
             raise GpuUnavailable(count, len(candidates), self.total)
 

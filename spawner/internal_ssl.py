@@ -14,6 +14,7 @@ import asyncio
 import io
 import ipaddress
 import os
+import random
 import tarfile
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 
@@ -22,14 +23,28 @@ class NoFreeAddress(RuntimeError):
     """Every address of the network is taken."""
 
 
-def pick_free_address(subnet: str, gateway: str, used: Iterable[str]) -> str:
-    """The lowest host address of `subnet` that is neither the gateway nor in `used`."""
+def pick_free_address(subnet: str, gateway: str, used: Iterable[str], start: int = 0) -> str:
+    """A host address of `subnet` that is neither the gateway nor in `used`.
+
+    The first free one from the `start`-th host address on (wrapping around): 0 gives the
+    lowest. Hubs sharing a network each start at a random place, so two of them planning
+    at the same moment rarely pick the same address (and `is_address_taken` covers the rest).
+    """
     taken = {ipaddress.ip_address(a.split("/")[0]) for a in used if a}
     taken.add(ipaddress.ip_address(gateway))
-    for host in ipaddress.ip_network(subnet, strict=False).hosts():
+    network = ipaddress.ip_network(subnet, strict=False)
+    first = int(network.network_address) + 1
+    size = max(network.num_addresses - 2, 0)  # without the network and broadcast addresses
+    for step in range(size):
+        host = ipaddress.ip_address(first + (start + step) % size)
         if host not in taken:
             return str(host)
     raise NoFreeAddress(f"no free address left in {subnet}")
+
+
+def is_address_taken(exc: BaseException) -> bool:
+    """True for the engine's refusal of a planned address another container holds."""
+    return "address already in use" in str(exc).lower()
 
 
 class AddressPlanner:
@@ -41,9 +56,11 @@ class AddressPlanner:
 
     _instance: AddressPlanner | None = None
 
-    def __init__(self) -> None:
+    def __init__(self, rng: random.Random | None = None) -> None:
         self._planned: dict[str, str] = {}
+        self._avoid: set[str] = set()  # found taken by a container the network did not show
         self._lock: asyncio.Lock | None = None
+        self._rng = rng or random.Random()
 
     @classmethod
     def shared(cls) -> AddressPlanner:
@@ -62,12 +79,18 @@ class AddressPlanner:
             ipam = net["IPAM"]["Config"][0]
             used = [c["IPv4Address"] for c in (net.get("Containers") or {}).values()]
             others = [a for k, a in self._planned.items() if k != server_key]
-            address = pick_free_address(ipam["Subnet"], ipam["Gateway"], [*used, *others])
+            taken = [*used, *others, *self._avoid]
+            start = self._rng.randrange(1 << 24)
+            address = pick_free_address(ipam["Subnet"], ipam["Gateway"], taken, start)
             self._planned[server_key] = address
         return address
 
-    def forget(self, server_key: str) -> None:
-        self._planned.pop(server_key, None)
+    def forget(self, server_key: str, taken: bool = False) -> None:
+        """Drop a server's planned address; `taken`: another container holds it, never
+        plan it again in this hub process (another hub planned it at the same moment)."""
+        address = self._planned.pop(server_key, None)
+        if taken and address:
+            self._avoid.add(address)
 
 
 def cert_archive(

@@ -8,6 +8,7 @@ spawner can reuse the same knobs.
 
 from __future__ import annotations
 
+import os
 from concurrent.futures import ThreadPoolExecutor
 
 from traitlets import (
@@ -21,11 +22,13 @@ from traitlets import (
     TraitError,
     Unicode,
     Union,
+    default,
     validate,
 )
 
 from .gpu_host import GpuHost
 from .hardening import Hardening
+from .ownership import data_directory, hub_identity, valid_hub_id
 from .profiles import ProfileConfigError, parse_profiles
 from .start_plan import SiteSettings
 
@@ -102,6 +105,36 @@ class SiteConfig(HasTraits):
         help="Threads for blocking Docker calls. DockerSpawner uses one for the whole hub, "
         "which makes concurrent spawns wait in line for each other's Docker calls.",
     )
+
+    hub_id = Unicode(
+        config=True,
+        help="""This deployment's identity on the Docker engine.
+
+        Every container and volume the hub creates carries it as the label
+        `org.cudaspawner.hub`, and the hub stops, removes or reuses only objects that carry
+        it: other hubs, the test suite and an admin's own containers on the same engine are
+        never touched. Default: an id generated once and kept in the file `hub-id` beside
+        the hub's SQLite database (the data directory), else in the working directory.
+        Letters, digits, '.', '_' and '-'. Changing it disowns the running servers.
+        """,
+    )
+
+    @default("hub_id")
+    def _default_hub_id(self) -> str:
+        try:
+            db_url = str(self.config.JupyterHub.get("db_url", ""))
+        except AttributeError:  # no config loaded (a spawner made by hand)
+            db_url = ""
+        return hub_identity(data_directory(db_url, os.getcwd()))
+
+    @validate("hub_id")
+    def _validate_hub_id(self, proposal):
+        if not valid_hub_id(proposal.value):
+            raise TraitError(
+                f"CUDADockerSpawner.hub_id {proposal.value!r} must be 1-63 letters, digits, "
+                "'.', '_' or '-', starting with a letter or digit."
+            )
+        return proposal.value
 
     # --- profiles and GPUs -----------------------------------------------------------
     profiles = Union(
@@ -194,6 +227,7 @@ class SiteConfig(HasTraits):
             volumes=dict(self.volumes or {}),
             gpu_request_style=self.gpu_request_style,
             cmd=tuple(self.cmd or ()),
+            hub_id=self.hub_id,
         )
 
     async def gpu_host(self) -> GpuHost:
@@ -204,6 +238,7 @@ class SiteConfig(HasTraits):
             user_quota=self.gpu_quota_per_user,
             group_quotas=self.gpu_quota_per_group,
             log=getattr(self, "log", None),
+            hub_id=self.hub_id,
         )
 
     _shared_executor: ThreadPoolExecutor | None = None

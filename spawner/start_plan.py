@@ -21,6 +21,7 @@ from .gpu_requests import REQUEST_STYLES, gpu_environment
 from .gpus import Gpu
 from .hardening import Hardening, RootUserRefused, docker_socket_mounts, resolve_container_user
 from .labels import PLAN_LABEL, container_labels
+from .ownership import HUB_LABEL
 from .user_options import Choice
 
 __all__ = [
@@ -100,6 +101,7 @@ class SiteSettings:
     volumes: dict = field(default_factory=dict)  # DockerSpawner's `volumes` format
     gpu_request_style: str = "device_requests"
     cmd: tuple[str, ...] = ()  # empty: the image's own command
+    hub_id: str = ""  # this deployment's identity, labelled on what it creates (ownership)
 
 
 @dataclass(frozen=True)
@@ -210,6 +212,8 @@ def make_plan(
         image=image.name,
         image_digest=image.digest,
     )
+    if site.hub_id:
+        labels[HUB_LABEL] = site.hub_id
     labels[PLAN_LABEL] = _fingerprint(definition)
     return StartPlan(
         user_name=user_name,

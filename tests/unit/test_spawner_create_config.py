@@ -24,7 +24,9 @@ def spawner(monkeypatch):
         docker.APIClient(base_url="unix:///nonexistent", version="1.41"),
     )
     user = SimpleNamespace(name="alice", groups=[], url="/user/alice/")
-    s = CUDADockerSpawner(user=user, image="cudaspawner/cpu:latest", network_name="net")
+    s = CUDADockerSpawner(
+        user=user, image="cudaspawner/cpu:latest", network_name="net", hub_id="unit-hub"
+    )
     s.calls = []
 
     async def fake_docker(method, *args, **kwargs):
@@ -178,8 +180,9 @@ async def test_a_stopped_container_from_another_plan_is_recreated_not_restarted(
     spawner.profiles = [{"display_name": "GPU", "gpus": 1}]
     await spawner.apply_user_options(spawner, {})
     plan = await spawner.start_plan()
-    old = {"Id": "old", "Config": {"Labels": {"org.cudaspawner.plan": "another"}}}
-    same = {"Id": "same", "Config": {"Labels": {"org.cudaspawner.plan": plan.fingerprint}}}
+    ours = {"org.cudaspawner.hub": "unit-hub"}
+    old = {"Id": "old", "Config": {"Labels": {**ours, "org.cudaspawner.plan": "another"}}}
+    same = {"Id": "same", "Config": {"Labels": {**ours, "org.cudaspawner.plan": plan.fingerprint}}}
 
     async def inspect_returns(container):
         async def fake(method, *args, **kwargs):

@@ -1,0 +1,103 @@
+"""Which hub a container or volume belongs to: one Docker engine, several owners.
+
+A Docker engine may serve a production hub, a staging hub, the test suite and an admin's
+own `docker run` jobs at once. Every object a hub creates carries its identity label
+(`org.cudaspawner.hub`), a stable id generated once per deployment and kept in its data
+directory. A hub stops, removes or reuses only objects carrying its own id. Pure, apart
+from `hub_identity`, which reads (or writes once) the id file.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+from collections.abc import Mapping
+from pathlib import Path
+
+HUB_LABEL = "org.cudaspawner.hub"
+HUB_ID_FILE = "hub-id"
+_HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
+
+
+def valid_hub_id(value: str) -> bool:
+    """A label-safe id: letters, digits, '.', '_', '-', at most 63 characters."""
+    return bool(_HUB_ID.match(value))
+
+
+def hub_identity(directory: str | os.PathLike) -> str:
+    """This deployment's id, kept in `directory/hub-id`, generated there on first use.
+
+    Created atomically, so two hub processes starting at once on the same data directory
+    agree on one id.
+    """
+    path = Path(directory) / HUB_ID_FILE
+    if not path.exists():
+        # Written aside, then linked into place: link fails if the file exists, and a
+        # reader never sees a half-written id.
+        spare = path.with_name(f".{HUB_ID_FILE}.{os.getpid()}.{secrets.token_hex(4)}")
+        spare.write_text("hub-" + secrets.token_hex(8) + "\n")
+        try:
+            os.link(spare, path)
+        except FileExistsError:
+            pass
+        finally:
+            spare.unlink()
+    text = path.read_text().strip()
+    if not valid_hub_id(text):
+        raise ValueError(
+            f"{path} does not hold a hub id (letters, digits, '.', '_', '-'): "
+            "delete it to generate a new one, but only if no server of this hub runs."
+        )
+    return text
+
+
+def data_directory(db_url: str, fallback: str | os.PathLike) -> Path:
+    """Where the hub keeps its data: the directory of its SQLite database, else `fallback`."""
+    prefix = "sqlite:///"
+    if db_url.startswith(prefix) and db_url[len(prefix) :] not in ("", ":memory:"):
+        return Path(db_url[len(prefix) :]).expanduser().resolve().parent
+    return Path(fallback)
+
+
+def owner_of(labels: Mapping[str, str] | None) -> str:
+    """The hub id an object's labels name; "" for an object no cudaspawner hub made."""
+    return ((labels or {}).get(HUB_LABEL) or "").strip()
+
+
+def is_ours(labels: Mapping[str, str] | None, hub_id: str) -> bool:
+    return bool(hub_id) and owner_of(labels) == hub_id
+
+
+def describe_owner(labels: Mapping[str, str] | None) -> str:
+    owner = owner_of(labels)
+    return f"another JupyterHub (hub id {owner})" if owner else "someone else (not a hub)"
+
+
+def foreign_container(name: str, labels: Mapping[str, str] | None) -> tuple[str, str]:
+    """(for the user, for the admin's log) when a container of `name` is not this hub's."""
+    user = (
+        f"A container named {name} already exists on this host and does not belong to this "
+        "hub, so your server cannot start under that name. It was left untouched. "
+        "Please tell your administrator."
+    )
+    admin = (
+        f"Refusing to touch container {name}: it belongs to {describe_owner(labels)}, "
+        f"not to this hub. Remove or rename it (docker rm -f {name}) if nothing needs it, "
+        "or give this hub another DockerSpawner.prefix / name_template."
+    )
+    return user, admin
+
+
+def foreign_volume(name: str, labels: Mapping[str, str] | None) -> tuple[str, str]:
+    """(for the user, for the admin's log) when a volume of `name` is another hub's."""
+    user = (
+        f"The storage volume {name} on this host belongs to another hub, so your server "
+        "cannot use it. It was left untouched. Please tell your administrator."
+    )
+    admin = (
+        f"Refusing to use volume {name}: it belongs to {describe_owner(labels)}, not to this "
+        "hub. Give this hub another CUDADockerSpawner.home_volume_name, or remove the volume "
+        f"(docker volume rm {name}) if its owner no longer needs it."
+    )
+    return user, admin
