@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import os
 import socket
 import subprocess
@@ -12,37 +11,22 @@ from pathlib import Path
 
 import asyncssh
 import docker
+import pytest
 
 IMAGE = "cudaspawner/cpu:latest"
-SSH_TEST_IMAGE = "cudaspawner-test/ssh-sftp:latest"
-TEST_LABEL = "org.cudaspawner.test"
 SFTP_SERVER = "/usr/lib/openssh/sftp-server"
 
 
-def ensure_sftp_image(client: docker.DockerClient) -> str:
-    """The user image if it has OpenSSH's sftp-server, else a test image built on it that has.
-
-    The project's images are to gain openssh-sftp-server (images/, another helper's);
-    until then the tests add it in a labelled test image on top of the real one.
-    """
+def user_image_with_sftp_server(client: docker.DockerClient) -> str:
+    """The project's CPU user image, which must carry OpenSSH's sftp-server."""
     try:
         client.containers.run(IMAGE, ["test", "-x", SFTP_SERVER], remove=True)
-        return IMAGE
     except docker.errors.ContainerError:
-        pass
-    dockerfile = (
-        f"FROM {IMAGE}\nUSER root\n"
-        "RUN apt-get update && apt-get install -y --no-install-recommends "
-        "openssh-sftp-server && rm -rf /var/lib/apt/lists/*\nUSER 1000:100\n"
-    )
-    client.images.build(
-        fileobj=io.BytesIO(dockerfile.encode()),
-        tag=SSH_TEST_IMAGE,
-        labels={TEST_LABEL: "ssh"},
-        rm=True,
-        forcerm=True,
-    )
-    return SSH_TEST_IMAGE
+        pytest.fail(
+            f"{IMAGE} has no {SFTP_SERVER} (an image from before issue 17): rebuild it with "
+            "images/build.sh cpu"
+        )
+    return IMAGE
 
 
 @dataclass

@@ -30,8 +30,8 @@ from tests.hubtools import (
 )
 from tests.ssh.sshtools import (
     SshTarget,
-    ensure_sftp_image,
     make_key,
+    user_image_with_sftp_server,
     wait_for_port,
     write_known_hosts,
 )
@@ -59,7 +59,7 @@ def deployment(tmp_path_factory, request):
 
     client = docker.from_env()
     ensure_network(client, TEST_NETWORK)
-    image = ensure_sftp_image(client)
+    image = user_image_with_sftp_server(client)
     tmp = tmp_path_factory.mktemp("ssh")
     port = free_port()
     hub = make_hub(
