@@ -24,8 +24,8 @@ apt_install() {  # packages...
   removals=$(printf '%s\n' "$plan" | awk '$1 == "Remv" {print $2}' | paste -sd' ')
   if [ -n "$removals" ]; then
     log "Not installing ${missing[*]}: apt would remove ${removals} to make room (a package conflict)," \
-      "and this set-up never removes packages. Install what you need yourself, or keep what you" \
-      "have and tell the set-up to use it, then run this again."
+      "and this set-up never removes packages. Decide yourself which of them this host keeps," \
+      "then run this again."
     return 1
   fi
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-remove --no-install-recommends \
