@@ -10,6 +10,7 @@ take and return data. Docker calls go through DockerSpawner's off-loop `self.doc
 from __future__ import annotations
 
 import inspect
+import time
 from datetime import datetime, timezone
 
 import docker.errors
@@ -19,7 +20,7 @@ from traitlets import TraitError, default, validate
 from . import docker_objects, errors, option_hooks, ownership
 from .form import SiteLimits, spawn_form
 from .gpu_host import GpuHost
-from .gpus import Gpu, GpuAllocationError, plural
+from .gpus import Gpu, GpuAllocationError, GpuQuotaExceeded, plural
 from .internal_ssl import (
     AddressPlanner,
     cert_archive,
@@ -29,6 +30,7 @@ from .internal_ssl import (
 )
 from .profiles import Profile, ProfileConfigError, profiles_for_user, site_profiles
 from .progress import Progress, wait_listening
+from .services.hub_metrics import record_refusal, record_spawn
 from .site_config import SiteConfig
 from .start_plan import PlanRefused, StartPlan, image_facts, make_plan
 from .user_options import Choice, UserOptionsError, validate_user_options
@@ -159,6 +161,9 @@ class CUDADockerSpawner(SiteConfig, DockerSpawner):
                 user_options or {}, visible, images=self._get_allowed_images(), gpus_on_host=total
             )
         except UserOptionsError as e:
+            record_refusal(
+                "invalid_choice", user=self.user.name, server=self.server_key, message=str(e)
+            )
             raise errors.user_error(400, str(e)) from None
 
     # --- the start plan ------------------------------------------------------------------
@@ -205,6 +210,9 @@ class CUDADockerSpawner(SiteConfig, DockerSpawner):
             return await self.docker("inspect_image", image)
         except docker.errors.APIError as e:
             if errors.is_missing_image(e):
+                record_refusal(
+                    "image_missing", user=self.user.name, server=self.server_key, message=image
+                )
                 raise errors.missing_image(image) from None
             raise
 
@@ -223,6 +231,10 @@ class CUDADockerSpawner(SiteConfig, DockerSpawner):
                 self._engine_info,
             )
         except GpuAllocationError as e:
+            reason = "gpu_quota" if isinstance(e, GpuQuotaExceeded) else "no_free_gpu"
+            record_refusal(
+                reason, user=self.user.name, server=self.server_key, gpus=count, message=str(e)
+            )
             raise errors.user_error(409, str(e)) from None
         self._progress.add(20, f"reserving {plural(len(gpus))} ({', '.join(g.id for g in gpus)})")
         return gpus
@@ -238,16 +250,24 @@ class CUDADockerSpawner(SiteConfig, DockerSpawner):
         )
 
     async def start(self):
+        started = time.monotonic()
         if self._choice is None:  # started without the hub's apply_user_options
             self._progress = Progress()
         try:
+            await self._refuse_foreign_container()  # before anything is reserved or made
             plan = await self.start_plan()
-            await self._refuse_foreign_container()
             await self._ensure_volumes(plan)
             await self._drop_outdated_container(plan)
             self._progress.add(40, "creating container")  # "starting": in start_object
             ip, port = await self._start_container(plan)
             await wait_listening(ip, port, self.ready_wait_timeout, self._has_exited)
+            record_spawn(
+                plan.profile,
+                time.monotonic() - started,
+                user=self.user.name,
+                server=self.server_key,
+                gpus=list(plan.gpu_ids),
+            )
             return ip, port
         except Exception as e:
             await self._cleanup_failed_start()
@@ -255,6 +275,8 @@ class CUDADockerSpawner(SiteConfig, DockerSpawner):
             if admin:
                 self.log.error("%s could not start: %s (%s)", self._log_name, admin, e)
             explained = errors.start_failure(e)
+            if getattr(explained, "jupyterhub_message", None) == errors.NO_GPU_RUNTIME:
+                record_refusal("no_gpu_runtime", user=self.user.name, server=self.server_key)
             if explained is None or explained is e:
                 raise
             raise explained from None

@@ -17,6 +17,8 @@ import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.hubtools import container_of
+
 pytestmark = [pytest.mark.docker, pytest.mark.hub]
 
 UUIDS = [f"GPU-00000000-0000-4000-8000-00000000000{i}" for i in range(4)]
@@ -130,10 +132,7 @@ def test_idle_gpu_is_warned_then_stopped_busy_exempt_and_kept_servers_stay(
     assert all(r.status_code in (201, 202) for r in spawned), [r.text for r in spawned]
     for user in profiles:
         hub.wait_ready(user)
-    gpu_of = {
-        u: docker_client.containers.get(f"jupyter-{u}").labels["org.cudaspawner.gpus"]
-        for u in profiles
-    }
+    gpu_of = {u: container_of(docker_client, u).labels["org.cudaspawner.gpus"] for u in profiles}
     held = {
         u: _wait(
             f"{u}'s GPU reading",
@@ -195,6 +194,15 @@ def test_idle_gpu_is_warned_then_stopped_busy_exempt_and_kept_servers_stay(
     assert r.status_code in (201, 202), r.text
     hub.wait_ready("opslate")
     assert (
-        docker_client.containers.get("jupyter-opslate").labels["org.cudaspawner.gpus"]
-        == gpu_of["opsidle"]
+        container_of(docker_client, "opslate").labels["org.cudaspawner.gpus"] == gpu_of["opsidle"]
     )
+
+    # All four held again: one more GPU spawn is refused, and the hub counts why; each
+    # spawn's duration landed in its profile's histogram.
+    hub.api("POST", "users", json={"usernames": ["opsfifth"]})
+    r = hub.api("POST", "users/opsfifth/server", json={"profile": "idle"})
+    assert r.status_code == 409, r.text
+    m = _metrics(hub)
+    assert m[("cudaspawner_spawn_refusals_total", (("reason", "no_free_gpu"),))] == 1
+    assert m[("cudaspawner_spawn_duration_seconds_count", (("profile", "busy"),))] == 2
+    assert m[("cudaspawner_spawn_duration_seconds_count", (("profile", "idle"),))] == 3
