@@ -90,7 +90,8 @@ def assigned_gpus(task: Mapping) -> tuple[str, ...]:
     """The GPU UUIDs Swarm gave a task (empty until it is scheduled)."""
     return tuple(
         r["NamedResourceSpec"]["Value"]
-        for r in task.get("AssignedGenericResources") or []
+        # "GenericResources" in the task (API 1.41); newer engines name it "Assigned...".
+        for r in task.get("AssignedGenericResources") or task.get("GenericResources") or []
         if (r.get("NamedResourceSpec") or {}).get("Kind") == GPU_KIND
     )
 

@@ -123,9 +123,10 @@ def service_spec(
     task = {
         "ContainerSpec": container,
         "Resources": resources,
-        # A server that exits is over: the hub notices (poll) and frees its GPUs; a restart
-        # behind the hub's back could land on other GPUs or another node.
-        "RestartPolicy": {"Condition": "none"},
+        # Swarm's agent can reject a freshly scheduled task ("assigned node no longer meets
+        # constraints", seen with several GPU tasks scheduled at once): a replacement task
+        # is then needed. A server that exits cleanly is over (the hub notices and stops it).
+        "RestartPolicy": {"Condition": "on-failure", "MaxAttempts": 3, "Delay": 10**9},
         "Placement": {"Constraints": list(constraints)},
     }
     if network:

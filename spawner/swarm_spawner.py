@@ -15,12 +15,14 @@ SwarmSpawner (services, tasks, poll, stop). What differs, and where it is decide
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from datetime import datetime, timezone
 
+import docker.errors
 from dockerspawner import SwarmSpawner
 from traitlets import Dict, Integer, List, Tuple, Unicode, default
 
-from . import errors, swarm_objects
+from . import errors, ownership, swarm_objects
 from .cluster_gpus import (
     Capacity,
     NoNodeFits,
@@ -116,6 +118,29 @@ class CUDASwarmSpawner(CUDADockerSpawner, SwarmSpawner):
             self.log.warning("Could not read the cluster's GPUs: %s", e)
             return ClusterGpuView(None)
 
+    # --- ownership: only this hub's services are touched --------------------------------
+    async def get_object(self):
+        """The service of this name, blind to one this hub did not create (its labels)."""
+        obj = await SwarmSpawner.get_object(self)
+        if obj and not ownership.is_ours((obj.get("Spec") or {}).get("Labels"), self.hub_id):
+            self.object_id = ""
+            return None
+        return obj
+
+    async def _refuse_foreign_container(self) -> None:
+        """A service of this name made by another hub or by hand is refused, never removed."""
+        try:
+            obj = await self.docker("inspect_service", self.object_name)
+        except docker.errors.NotFound:
+            return
+        labels = (obj.get("Spec") or {}).get("Labels")
+        if ownership.is_ours(labels, self.hub_id):
+            return
+        for_user, for_admin = ownership.foreign_container(self.object_name, labels)
+        self.log.error("%s", for_admin)
+        self.object_id = ""
+        raise errors.user_error(409, for_user)
+
     # --- GPUs: checked here, assigned by Swarm --------------------------------------------
     async def _reserve_gpus(self, count: int) -> tuple:
         """Quota and fit; the devices are Swarm's choice, so the plan carries none."""
@@ -127,7 +152,12 @@ class CUDASwarmSpawner(CUDADockerSpawner, SwarmSpawner):
         quota = GpuAllocator(
             [], user_quota=self.gpu_quota_per_user, group_quotas=self.gpu_quota_per_group
         ).quota_for(self.user.name, self._group_names())
-        held = held_by_user(services, self.user.name, except_server=self.server_key)
+        ours = [
+            s
+            for s in services
+            if ownership.is_ours((s.get("Spec") or {}).get("Labels"), self.hub_id)
+        ]
+        held = held_by_user(ours, self.user.name, except_server=self.server_key)
         try:
             if quota is not None and held + count > quota:
                 raise GpuQuotaExceeded(count, held, quota)
@@ -141,6 +171,10 @@ class CUDASwarmSpawner(CUDADockerSpawner, SwarmSpawner):
     async def create_object(self):
         """Create the service from the plan (one creation at a time: ports are picked)."""
         plan: StartPlan = await self.start_plan()
+        # Volume names are templates ("cudaspawner-home-{username}"), filled as DockerSpawner does.
+        plan = replace(
+            plan, mounts={self.format_volume_name(k, self): v for k, v in plan.mounts.items()}
+        )
         since = datetime.now(timezone.utc).isoformat(timespec="seconds")
         if CUDASwarmSpawner._create_lock is None:
             CUDASwarmSpawner._create_lock = asyncio.Lock()
@@ -162,7 +196,13 @@ class CUDASwarmSpawner(CUDADockerSpawner, SwarmSpawner):
                 published_port=published,
                 since=since if self._gpu_count else "",
             )
-            return await self.docker("create_service", **spec)
+            service = await self.docker("create_service", **spec)
+        # The task appears a moment after the service; start_object reads it.
+        for _ in range(120):
+            if await self.docker("tasks", filters={"service": self.service_name}):
+                break
+            await asyncio.sleep(0.25)
+        return service
 
     async def start(self):
         if self.internal_ssl:
@@ -176,6 +216,7 @@ class CUDASwarmSpawner(CUDADockerSpawner, SwarmSpawner):
         self._progress.add(70, "waiting for the cluster to start the server")
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.pending_timeout
+        failed_since = None
         while True:
             task = await self.get_task()
             if task is None:
@@ -185,7 +226,14 @@ class CUDASwarmSpawner(CUDADockerSpawner, SwarmSpawner):
                 return
             reason = pending_reason(task)
             if state in _FAILED_STATES:
-                raise errors.user_error(500, f"The cluster could not start your server: {reason}.")
+                # Swarm replaces a rejected task (restart policy); fail only when none came.
+                failed_since = failed_since or loop.time()
+                if loop.time() - failed_since > 8:
+                    raise errors.user_error(
+                        500, f"The cluster could not start your server: {reason}."
+                    )
+            else:
+                failed_since = None
             if state == "pending" and loop.time() > deadline:
                 raise errors.user_error(
                     503,

@@ -72,6 +72,13 @@ NODES = nodes_from_api(
 )
 
 
+def test_engine_20_10_names_the_assignment_generic_resources():
+    task = api_task("s", "m", [])
+    task["GenericResources"] = task.pop("AssignedGenericResources")
+    task["GenericResources"] = [{"NamedResourceSpec": {"Kind": "NVIDIA-GPU", "Value": "GPU-a"}}]
+    assert capacity(NODES, [task]).free == 5
+
+
 def test_nodes_advertise_only_their_nvidia_gpus_and_down_nodes_are_unusable():
     assert NODES[0].gpus == ("GPU-a", "GPU-b", "GPU-c", "GPU-d")
     assert NODES[1].labels == {"gpu": "h100"}
