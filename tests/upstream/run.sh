@@ -19,10 +19,11 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
 venv=${UPSTREAM_VENV:-$here/.venv}
-suite=$venv/dockerspawner-tests
+dockerspawner_version=14.0.0
+suite=$venv/dockerspawner-$dockerspawner_version-tests
 # The versions DockerSpawner 14.0.0's suite is known to pass with (vanilla: all but the one
-# test that needs Docker Hub). Changing a pin rebuilds the environment.
-pins=(jupyterhub==5.5.4 pytest==8.3.5 pytest-asyncio==0.25.3 dockerspawner==14.0.0)
+# test that needs Docker Hub). A changed pin or pyproject.toml updates the environment.
+pins=(jupyterhub==5.5.4 pytest==8.3.5 pytest-asyncio==0.25.3 "dockerspawner==$dockerspawner_version")
 # Images the suite names, made locally (nothing can be pulled here). The single-user image
 # carries the same jupyterhub as the hub under test.
 singleuser=cudaspawner-upstream/singleuser:5.5.4
@@ -43,21 +44,28 @@ ensure_venv() {
   local want stamp=$venv/.upstream-stamp
   want=$( (printf '%s\n' "${pins[@]}"; cat "$repo/pyproject.toml") | sha256sum | cut -c1-16)
   if [ "$(cat "$stamp" 2>/dev/null)" = "$want" ]; then return; fi
-  log "creating $venv (${pins[*]}, cudaspawner[hub]); about a minute, once"
-  rm -rf "$venv"
-  "${PYTHON3:-python3}" -m venv "$venv"
+  if [ ! -x "$venv/bin/python" ]; then
+    log "creating $venv (${pins[*]}, cudaspawner[hub]); a few minutes, once"
+    "${PYTHON3:-python3}" -m venv "$venv"
+  else
+    log "updating $venv: the pins or pyproject.toml changed"
+  fi
   "$venv/bin/pip" install -q --disable-pip-version-check "${pins[@]}" -e "$repo[hub]"
+  echo "$want" >"$stamp"
+}
+
+ensure_suite() {
+  [ -f "$suite/test_dockerspawner.py" ] && return
   # The suite ships in dockerspawner's sdist (its wheel has no tests). The upstream
   # conftest.py is not in the sdist: tests/upstream/upstream_adapter.py is our own.
   local dl
   dl=$(mktemp -d)
   "$venv/bin/pip" download -q --disable-pip-version-check --no-deps --no-binary :all: \
-    -d "$dl" dockerspawner==14.0.0
+    -d "$dl" "dockerspawner==$dockerspawner_version"
   mkdir -p "$suite"
-  tar -xzf "$dl"/dockerspawner-14.0.0.tar.gz -C "$suite" --strip-components=2 \
-    dockerspawner-14.0.0/tests
+  tar -xzf "$dl/dockerspawner-$dockerspawner_version.tar.gz" -C "$suite" \
+    --strip-components=2 "dockerspawner-$dockerspawner_version/tests"
   rm -rf "$dl"
-  echo "$want" >"$stamp"
 }
 
 # Tag $1 under each further name, through a one-line image that carries our label, so that a
@@ -100,8 +108,9 @@ main() {
   if [ "${1:-}" = "--vanilla" ]; then spawner=docker; shift; fi
   check_prerequisites
   ensure_venv
+  ensure_suite
   ensure_images
-  log "DockerSpawner 14.0.0's suite against the '$spawner' spawner"
+  log "DockerSpawner $dockerspawner_version's suite against the '$spawner' spawner"
   cd "$here"
   # -p loads our adapter as a plugin (it is not a conftest.py, so the project's own suite
   # never picks it up); -c keeps the project's pytest settings out of this run.
