@@ -104,5 +104,5 @@ def start_failure(exc: BaseException) -> web.HTTPError | None:
     if is_engine_unreachable(exc):
         return user_error(503, ENGINE_DOWN)
     explained = explain_start_failure(str(exc))
-    # The host lacks a GPU piece: the service is unavailable for GPUs, not a bad request.
-    return user_error(503, explained) if explained else None
+    # 400: the user's GPU choice cannot be served here; the CPU profile still can.
+    return user_error(400, explained) if explained else None

@@ -27,6 +27,11 @@ REPO = Path(__file__).resolve().parents[1]
 VENV_BIN = Path(sys.executable).parent
 TEST_NETWORK = "cudaspawner-test"
 TEST_LABEL = "org.cudaspawner.test-hub"
+# Test hubs name their containers and home volumes apart from a deployment on the same
+# engine (whose servers are jupyter-<user>, cudaspawner-home-<user>), and each has its own
+# hub identity, so the suite can run beside a live hub and touches only what it made.
+TEST_PREFIX = "jupytest"
+HUB_LABEL = "org.cudaspawner.hub"
 
 
 def free_port() -> int:
@@ -45,6 +50,7 @@ class Hub:
     proc: subprocess.Popen | None = None
     extra_config: str = ""
     env: dict = field(default_factory=dict)
+    hub_id: str = ""
 
     @property
     def log_path(self) -> Path:
@@ -131,22 +137,32 @@ class Hub:
 
 
 def make_hub(
-    tmp_path: Path, extra_config: str = "", env: dict | None = None, secure: bool = False
+    tmp_path: Path,
+    extra_config: str = "",
+    env: dict | None = None,
+    secure: bool = False,
+    as_deployed: bool = False,
 ) -> Hub:
     """A configured (not yet started) hub in `tmp_path`.
 
     `secure=True` runs the default deployment as shipped (HTTPS, NativeAuthenticator,
     internal TLS). Otherwise the same file with plain HTTP, JupyterHub's shared-password
     login and no internal TLS, which keeps tests about spawning short.
+
+    `as_deployed=True` keeps the deployment's own naming (jupyter-<user>,
+    cudaspawner-home-<user>) and identity (generated in the data directory), to stand for
+    a live deployment beside the test hubs.
     """
     data_dir = tmp_path / "hub"
     data_dir.mkdir(parents=True, exist_ok=True)
     token = secrets.token_hex(16)
     port = free_port()
+    hub_id = "" if as_deployed else f"test-{secrets.token_hex(6)}"
     config = f"""
 c.JupyterHub.services = [{{"name": "test-admin", "api_token": {token!r}}}]
 c.JupyterHub.load_roles = [{{"name": "admin", "services": ["test-admin"]}}]
 c.DockerSpawner.extra_create_kwargs = {{"labels": {{{TEST_LABEL!r}: {str(data_dir)!r}}}}}
+{"" if as_deployed else _test_identity(hub_id)}
 c.JupyterHub.log_level = "DEBUG"
 {extra_config}
 """
@@ -168,7 +184,19 @@ c.JupyterHub.log_level = "DEBUG"
         )
     hub_env.update(env or {})
     return Hub(
-        data_dir=data_dir, url=f"{scheme}://127.0.0.1:{port}/", admin_token=token, env=hub_env
+        data_dir=data_dir,
+        url=f"{scheme}://127.0.0.1:{port}/",
+        admin_token=token,
+        env=hub_env,
+        hub_id=hub_id,
+    )
+
+
+def _test_identity(hub_id: str) -> str:
+    return (
+        f"c.CUDADockerSpawner.hub_id = {hub_id!r}\n"
+        f"c.DockerSpawner.prefix = {TEST_PREFIX!r}\n"
+        f"c.CUDADockerSpawner.home_volume_name = {TEST_PREFIX + '-home-{username}'!r}\n"
     )
 
 
@@ -242,8 +270,13 @@ def hub_containers(client: docker.DockerClient, hub: Hub, all_: bool = True) -> 
     return client.containers.list(all=all_, filters={"label": f"{TEST_LABEL}={hub.data_dir}"})
 
 
+def container_name(user: str) -> str:
+    """The name a test hub gives `user`'s default server."""
+    return f"{TEST_PREFIX}-{user}"
+
+
 def container_of(client: docker.DockerClient, user: str):
-    return client.containers.get(f"jupyter-{user}")
+    return client.containers.get(container_name(user))
 
 
 def dump_docker_state(client: docker.DockerClient, hub: Hub) -> str:
@@ -262,10 +295,22 @@ def dump_docker_state(client: docker.DockerClient, hub: Hub) -> str:
 
 
 def remove_hub_leftovers(client: docker.DockerClient, hub: Hub, volumes: list[str] = ()) -> None:
+    """Remove what this test hub made: containers with its test label, volumes with its
+    identity. `volumes` names more, removed only when they carry this hub's identity (a
+    live deployment's `cudaspawner-home-<user>` is never touched)."""
     for c in hub_containers(client, hub):
         _remove_quietly(lambda c=c: c.remove(force=True, v=True))
+    if not hub.hub_id:
+        return
+    owned = client.volumes.list(filters={"label": f"{HUB_LABEL}={hub.hub_id}"})
     for v in volumes:
-        _remove_quietly(lambda v=v: client.volumes.get(v).remove(force=True))
+        try:
+            owned.append(client.volumes.get(v))
+        except docker.errors.NotFound:
+            pass
+    for vol in owned:
+        if (vol.attrs.get("Labels") or {}).get(HUB_LABEL) == hub.hub_id:
+            _remove_quietly(lambda vol=vol: vol.remove(force=True))
 
 
 def _remove_quietly(remove) -> None:

@@ -113,7 +113,7 @@ async def test_each_container_is_inspected_once_and_the_list_is_one_call(host):
     assert engine.inspects == inspects + 1
 
 
-def test_unknown_runtime_no_driver_and_unknown_cdi_are_a_503_sentence_and_an_admin_hint():
+def test_unknown_runtime_no_driver_and_unknown_cdi_are_a_400_sentence_and_an_admin_hint():
     cases = {
         "Unknown runtime specified nvidia": "nvidia-ctk runtime configure",
         "unknown or invalid runtime name: nvidia": "nvidia-ctk runtime configure",
@@ -122,7 +122,7 @@ def test_unknown_runtime_no_driver_and_unknown_cdi_are_a_503_sentence_and_an_adm
     }
     for text, hint in cases.items():
         err = errors.start_failure(RuntimeError(text))
-        assert err.status_code == 503 and err.jupyterhub_message == errors.NO_GPU_RUNTIME
+        assert err.status_code == 400 and err.jupyterhub_message == errors.NO_GPU_RUNTIME
         assert hint in errors.gpu_path_fault(text)
     assert errors.start_failure(RuntimeError("disk full")) is None
 
