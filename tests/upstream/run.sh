@@ -111,7 +111,8 @@ main() {
   ensure_suite
   ensure_images
   log "DockerSpawner $dockerspawner_version's suite against the '$spawner' spawner"
-  cd "$here"
+  # MockHub writes a cookie secret into the working directory: keep it in the ignored venv.
+  cd "$venv"
   # -p loads our adapter as a plugin (it is not a conftest.py, so the project's own suite
   # never picks it up); -c keeps the project's pytest settings out of this run.
   PYTHONPATH="$here" exec "$venv/bin/python" -m pytest -c "$here/pytest.ini" --rootdir "$here" \
