@@ -23,6 +23,9 @@
 #   FHC_TEST_ARGS      arguments handed to test.sh (pytest's), e.g. "-x -q"
 #   FHC_CPU_IMAGE_ONLY=1   sets CUDASPAWNER_IMAGES=cpu in the root: up.sh and test.sh build no
 #                      CUDA image (7 GB; tests that need it then say so)
+#   FHC_CPU_WHEELHOUSE a folder of wheels handed to the root as the site's CPU wheelhouse
+#                      (/var/cache/cudaspawner/wheelhouse/cpu there): the air-gapped way to a CPU
+#                      torch, for networks where the PyTorch CPU index cannot be reached (ours)
 #   DEBIAN_MIRROR      debootstrap mirror (default: the first URI in apt's sources)
 # The result (date, revision, each step's time and exit status) goes to stdout and to
 # $FHC_DIR.result; each step's log to $FHC_DIR.logs/.
@@ -151,6 +154,10 @@ PY
   # The engine up.sh installs there runs beside this machine's: its containers get their own
   # cgroup parent, and the veth's MTU (this machine's uplink's).
   printf '{"cgroup-parent": "/%s", "mtu": %s}\n' "$CGROUP_PARENT" "$mtu" >"$root/etc/docker/daemon.json"
+  if [ -n "${FHC_CPU_WHEELHOUSE:-}" ]; then
+    mkdir -p "$root/var/cache/cudaspawner/wheelhouse/cpu"
+    cp "$FHC_CPU_WHEELHOUSE"/*.whl "$root/var/cache/cudaspawner/wheelhouse/cpu/"
+  fi
   echo "fresh-bookworm" >"$root/etc/hostname"
   cp /etc/resolv.conf "$root/etc/resolv.conf"
 }
@@ -236,6 +243,7 @@ while read -r _ _ name s rc; do record "$name" "$s" "$rc"; done < <(grep '^@@ st
 
 {
   echo "fresh-host check, $started, revision $rev${FHC_CPU_IMAGE_ONLY:+ (CUDASPAWNER_IMAGES=cpu: no CUDA image)}"
+  [ -z "${FHC_CPU_WHEELHOUSE:-}" ] || echo "  CPU wheelhouse handed in: $(cd "$FHC_CPU_WHEELHOUSE" && ls -- *.whl | paste -sd' ')"
   for name in "${step_order[@]}"; do
     printf '  %-12s %5ss  %s\n' "$name" "${secs[$name]}" \
       "$([ "${status[$name]}" = 0 ] && echo ok || echo "FAILED (exit ${status[$name]})")"
