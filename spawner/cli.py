@@ -18,6 +18,7 @@ import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 
+from .gpu_claims import GpuClaim, container_claim, resolve
 from .gpu_inventory import INVENTORY_ENV, inventory_from_env, load_inventory
 from .gpus import Gpu, plural
 from .labels import GPUS_LABEL, format_since, read_holding
@@ -27,6 +28,7 @@ from .usernames import RULE, username_problem
 ACTIVE_STATES = ("running", "paused", "restarting")
 COLUMNS = ("gpu", "model", "user", "server", "container", "since", "status")
 EXIT_ENGINE = 2
+OUTSIDE = "outside the hub"  # the user column of a GPU held by a container no hub started
 
 
 class EngineUnreachable(Exception):
@@ -57,12 +59,18 @@ def _is_active(status: str) -> bool:
     return status.split(" ", 1)[0] in ACTIVE_STATES
 
 
-def build_report(containers: Sequence[Mapping], inventory: Sequence[Gpu] | None) -> GpuReport:
+def build_report(
+    containers: Sequence[Mapping],
+    inventory: Sequence[Gpu] | None,
+    outside: Sequence[GpuClaim] = (),
+) -> GpuReport:
     """The table from the engine's container list (docker's low-level `containers()`).
 
     One row per GPU per container; with an inventory, also one row per free GPU, the
     model names, and a mark on GPUs that the inventory does not know. Two active
-    containers claiming one GPU are both marked "(conflict)".
+    containers claiming one GPU are both marked "(conflict)". `outside`: GPU claims of
+    running containers without hub labels (an admin's `docker run --gpus ...`), shown as
+    held "outside the hub".
     """
     by_id = {g.id: g for g in inventory} if inventory is not None else {}
     rows: list[Row] = []
@@ -91,6 +99,25 @@ def build_report(containers: Sequence[Mapping], inventory: Sequence[Gpu] | None)
                     since=since,
                     status=status,
                     index=gpu.index if gpu else None,
+                )
+            )
+    for claim in outside:
+        if inventory is not None:
+            gpus, unknown = resolve(claim.refs, inventory)
+            refs = [(g.id, g) for g in gpus] + [(u, None) for u in unknown]
+        else:
+            refs = [(ref, by_id.get(ref)) for ref in claim.refs]
+        for gpu_id, gpu in refs:
+            rows.append(
+                Row(
+                    gpu_id,
+                    gpu.name if gpu and gpu.name else "-",
+                    OUTSIDE,
+                    "-",
+                    claim.container,
+                    "-",
+                    "running",
+                    gpu.index if gpu else None,
                 )
             )
     claims: dict[str, int] = {}
@@ -189,6 +216,31 @@ def list_labelled_containers() -> list[dict]:
         ) from None
 
 
+def list_outside_claims() -> list[GpuClaim]:
+    """GPU claims of running containers that carry no hub GPU label (inspected one by one)."""
+    import docker
+
+    try:
+        client = docker.from_env(timeout=15)
+        try:
+            default_runtime = client.api.info().get("DefaultRuntime") or "runc"
+            claims = []
+            for c in client.api.containers(filters={"status": "running"}):
+                if GPUS_LABEL in (c.get("Labels") or {}):
+                    continue
+                try:
+                    claim = container_claim(client.api.inspect_container(c["Id"]), default_runtime)
+                except docker.errors.NotFound:
+                    continue  # stopped in the meantime
+                if claim:
+                    claims.append(claim)
+            return claims
+        finally:
+            client.close()
+    except docker.errors.DockerException as e:
+        raise EngineUnreachable(f"Could not read the running containers: {e}.") from None
+
+
 def parser(prog: str | None = None) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog=prog,
@@ -220,10 +272,11 @@ def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
         return 2
     try:
         containers = list_labelled_containers()
+        outside = list_outside_claims()
     except EngineUnreachable as e:
         print(f"{me}: {e}", file=sys.stderr)
         return EXIT_ENGINE
-    report = build_report(containers, inventory)
+    report = build_report(containers, inventory, outside)
     if args.json:
         print(render_json(report))
     else:

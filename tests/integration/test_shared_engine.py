@@ -17,6 +17,7 @@ import time
 import docker
 import pytest
 
+from spawner.cli import main as cli_main
 from tests.hubtools import (
     HUB_LABEL,
     TEST_PREFIX,
@@ -183,7 +184,7 @@ def test_a_test_hub_beside_a_live_deployment_leaves_its_user_server_running(
 
 
 def test_a_gpu_held_outside_the_hub_is_never_assigned_and_freed_when_that_container_stops(
-    hub_factory, docker_client, outside
+    hub_factory, docker_client, outside, capsys
 ):
     runtimes = docker_client.info().get("Runtimes") or {}
     assert "nvidia" in runtimes, "the engine lacks the stand-in runtime nvidia (scripts/test.sh)"
@@ -199,6 +200,12 @@ def test_a_gpu_held_outside_the_hub_is_never_assigned_and_freed_when_that_contai
     status, message = _refusal(hub, users[1])
     assert status == 409 and "GPU" in message, message
     assert f"GPU 0 is held outside the hub by container {job.name}" in hub.log()
+    # The admin's table says who holds it.
+    assert cli_main(["--json", "--inventory", '["0", "1"]']) == 0
+    rows = json.loads(capsys.readouterr().out)["gpus"]
+    assert {"gpu": "0", "user": "outside the hub", "container": job.name} in [
+        {k: r[k] for k in ("gpu", "user", "container")} for r in rows
+    ]
 
     job.stop(timeout=1)
     assert hub.api("POST", f"users/{users[1]}/server").status_code in (201, 202)

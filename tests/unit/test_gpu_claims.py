@@ -80,3 +80,14 @@ def test_the_claim_names_the_container_and_how_it_asked():
 def test_references_the_inventory_does_not_know_are_reported_not_guessed():
     gpus, unknown = resolve(("7", "GPU-zzzz", "1"), INVENTORY)
     assert [g.id for g in gpus] == ["GPU-bbbb"] and unknown == ["7", "GPU-zzzz"]
+
+
+def test_the_admin_table_shows_an_outside_gpu_with_its_container():
+    from spawner.cli import OUTSIDE, build_report, render_table
+
+    claim = container_claim(inspected(requests=[gpu_request(ids=["1"])], name="/train"))
+    report = build_report([], INVENTORY, [claim])
+    row = next(r for r in report.rows if r.gpu == "GPU-bbbb")
+    assert (row.user, row.container, row.status) == (OUTSIDE, "train", "running")
+    assert [g.id for g in report.free] == ["GPU-aaaa", "GPU-cccc"]
+    assert "outside the hub" in render_table(report)
