@@ -1,13 +1,15 @@
 """Spawn-to-ready time: CUDADockerSpawner against vanilla DockerSpawner, interleaved A/B.
 
-Two real hubs on the real engine, one per spawner, driven from this one process. Each
-round spawns N users at once on hub A, then on hub B (the order alternates every round),
-and times each user from the spawn POST until the hub reports the server ready. Servers
-are stopped and their containers removed between rounds, so every spawn creates a fresh
-container. Prints medians and the ratio ours / vanilla.
+Two real hubs on the real engine driven from this one process: by default one per spawner;
+with --cuda-vs-cpu both are CUDADockerSpawner, one starting the PyTorch 2.9 / CUDA 12.8
+image and one the CPU image. Each round spawns N users at once on hub A, then on hub B (the
+order alternates every round), and times each user from the spawn POST until the hub
+reports the server ready. Servers are stopped and their containers removed between rounds,
+so every spawn creates a fresh container. Prints medians and the ratio A / B.
 
     .venv/bin/python benchmarks/spawn.py --rounds 5 --users 1 10
     .venv/bin/python benchmarks/spawn.py --vanilla-image cudaspawner/plain:latest
+    .venv/bin/python benchmarks/spawn.py --cuda-vs-cpu --rounds 5 --users 1
 """
 
 from __future__ import annotations
@@ -36,7 +38,12 @@ c.JupyterHub.active_server_limit = 0
 
 
 def hub_config(spawner: str, image: str) -> str:
-    return BOTH + f"c.JupyterHub.spawner_class = {spawner!r}\nc.DockerSpawner.image = {image!r}\n"
+    config = BOTH + f"c.JupyterHub.spawner_class = {spawner!r}\nc.DockerSpawner.image = {image!r}\n"
+    if spawner == "cuda-docker":
+        # One profile, this image: a spawn with no options starts it, with no GPU.
+        profile = {"slug": "bench", "display_name": "Benchmark", "image": image}
+        config += f"c.CUDADockerSpawner.profiles = [{profile!r}]\n"
+    return config
 
 
 def time_spawns(hub: Hub, users: list[str]) -> list[float]:
@@ -60,6 +67,14 @@ def stop_all(hub: Hub, users: list[str], client: docker.DockerClient) -> None:
         hub.api("DELETE", f"users/{u}/server")
     for u in users:
         hub.wait_stopped(u, timeout=120)
+    for _ in range(10):
+        try:
+            remove_hub_leftovers(client, hub)
+            return
+        except docker.errors.APIError as e:  # an auto-removed container still going away
+            if e.status_code != 409:
+                raise
+            time.sleep(0.5)
     remove_hub_leftovers(client, hub)
 
 
@@ -69,14 +84,28 @@ def main() -> None:
     ap.add_argument("--users", type=int, nargs="+", default=[1, 10])
     ap.add_argument("--ours-image", default="cudaspawner/cpu:latest")
     ap.add_argument("--vanilla-image", default="cudaspawner/cpu:latest")
+    ap.add_argument(
+        "--cuda-vs-cpu",
+        action="store_true",
+        help="compare the CUDA image with the CPU image, both through CUDADockerSpawner",
+    )
+    ap.add_argument("--cuda-image", default="cudaspawner/pytorch-cuda:2.9-cuda12.8")
+    ap.add_argument("--cpu-image", default="cudaspawner/cpu:latest")
     args = ap.parse_args()
+    if args.cuda_vs_cpu:
+        pair = {"cuda": ("cuda-docker", args.cuda_image), "cpu": ("cuda-docker", args.cpu_image)}
+    else:
+        pair = {
+            "cudaspawner": ("cuda-docker", args.ours_image),
+            "vanilla": ("docker", args.vanilla_image),
+        }
 
     client = docker.from_env()
     ensure_network(client, TEST_NETWORK)
     with tempfile.TemporaryDirectory() as tmp:
         hubs = {
-            "cudaspawner": make_hub(Path(tmp) / "ours", hub_config("cuda-docker", args.ours_image)),
-            "vanilla": make_hub(Path(tmp) / "vanilla", hub_config("docker", args.vanilla_image)),
+            name: make_hub(Path(tmp) / name, hub_config(spawner, image))
+            for name, (spawner, image) in pair.items()
         }
         for hub in hubs.values():
             hub.start()
@@ -86,7 +115,7 @@ def main() -> None:
                 for r in range(args.rounds):
                     order = list(hubs) if r % 2 == 0 else list(reversed(hubs))
                     for name in order:
-                        users = [f"b{name[0]}{n}x{r}u{i}" for i in range(n)]
+                        users = [f"b{name[:3]}{n}x{r}u{i}" for i in range(n)]
                         times = time_spawns(hubs[name], users)
                         results.setdefault((name, n), []).extend(times)
                         stop_all(hubs[name], users, client)
@@ -97,12 +126,15 @@ def main() -> None:
                 hub.stop()
                 remove_hub_leftovers(client, hub)
 
-    print(f"\n{'users':>5} | {'cudaspawner median':>18} | {'vanilla median':>14} | ratio")
-    print("------|--------------------|----------------|------")
+    a, b = list(hubs)
+    for name, (spawner, image) in pair.items():
+        print(f"{name}: {spawner} with {image}")
+    print(f"\n{'users':>5} | {a + ' median':>18} | {b + ' median':>18} | ratio {a}/{b}")
+    print("------|--------------------|--------------------|------")
     for n in args.users:
-        ours = statistics.median(results[("cudaspawner", n)])
-        vanilla = statistics.median(results[("vanilla", n)])
-        print(f"{n:>5} | {ours:>17.2f}s | {vanilla:>13.2f}s | {ours / vanilla:.2f}")
+        first = statistics.median(results[(a, n)])
+        second = statistics.median(results[(b, n)])
+        print(f"{n:>5} | {first:>17.2f}s | {second:>17.2f}s | {first / second:.2f}")
 
 
 if __name__ == "__main__":

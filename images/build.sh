@@ -241,7 +241,8 @@ print(f"org.cudaspawner.version={v['cudaspawner']}")
 PY
 )
   printf 'FROM %s\n' "$1" | docker build -q --force-rm "${args[@]}" --label "$LABEL=$2" --label "$OWNER_LABEL" \
-    --label "org.opencontainers.image.created=$(date -u +%Y-%m-%dT%H:%M:%SZ)" -t "$1" - >/dev/null
+    --label "org.opencontainers.image.created=$(date -u +%Y-%m-%dT%H:%M:%SZ)" -t "$1" - \
+    >/dev/null 2>>"$work/labels.log" || die "could not label $1 (log: $work/labels.log)"
 }
 
 build_singleuser() {  # flavour image torch-layer-image python
