@@ -25,11 +25,13 @@ def simulated_description(gpus, name: str) -> dict:
     }
 
 
-def wait_task_running(client: docker.DockerClient, service: str, timeout: float = 60) -> None:
+def wait_task_running(
+    client: docker.DockerClient, service: str, count: int = 1, timeout: float = 60
+) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         tasks = client.api.tasks(filters={"service": service})
-        if any(t["Status"]["State"] == "running" for t in tasks):
+        if sum(t["Status"]["State"] == "running" for t in tasks) >= count:
             return
         time.sleep(0.3)
     raise AssertionError(f"service {service} not running: {json.dumps(tasks)[-2000:]}")
@@ -38,7 +40,7 @@ def wait_task_running(client: docker.DockerClient, service: str, timeout: float 
 def prepare_network(manager: SwarmNode, docker_client: docker.DockerClient) -> None:
     """The overlay network servers join, made usable (FIELD-NOTES: the first task needing a
     generic resource on a fresh overlay can loop on "missing network attachments"; a global
-    service on it first avoids that)."""
+    service on it, running on every node for as long as the swarm lives, avoids that)."""
     client = manager.client()
     client.networks.create(NETWORK, driver="overlay", attachable=True)
     warm = client.services.create(
@@ -50,10 +52,7 @@ def prepare_network(manager: SwarmNode, docker_client: docker.DockerClient) -> N
         init=True,
         stop_grace_period=10**9,
     )
-    try:
-        wait_task_running(client, "cudaswarm-warmup")
-    finally:
-        warm.remove()
+    wait_task_running(client, warm.name, count=len(client.nodes.list()))
 
 
 def remove_volumes(node: SwarmNode) -> None:
@@ -87,3 +86,50 @@ def one_node_swarm(docker_client):
         except Exception as e:
             print(f"pruning the swarm node's volumes failed: {e}")
         node.stop()
+
+
+WORKER_GPUS = ("GPU-b0000001", "GPU-b0000002")
+
+
+@pytest.fixture(scope="module")
+def two_node_swarm(docker_client):
+    """A manager (4 GPUs, gpu=a100) and a worker in another namespace (2 GPUs, gpu=h100)."""
+    manager = SwarmNode(1, gpus=ONE_NODE_GPUS)
+    worker = SwarmNode(2, gpus=WORKER_GPUS)
+    atexit.register(manager.stop)
+    atexit.register(worker.stop)
+    try:
+        for node in (manager, worker):
+            node.start()
+            remove_volumes(node)
+            load_image(docker_client, node, IMAGE)
+        m = manager.client()
+        m.swarm.init(advertise_addr=manager.ip, listen_addr=f"{manager.ip}:2377")
+        m.swarm.reload()
+        worker.client().swarm.join(
+            remote_addrs=[f"{manager.ip}:2377"],
+            join_token=m.swarm.attrs["JoinTokens"]["Worker"],
+            advertise_addr=worker.ip,
+            listen_addr=f"{worker.ip}:2377",
+        )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            nodes = {n.attrs["Description"]["Hostname"]: n for n in m.nodes.list()}
+            if len(nodes) == 2 and all(
+                n.attrs["Status"]["State"] == "ready" for n in nodes.values()
+            ):
+                break
+            time.sleep(0.3)
+        for name, gpu in ((manager.name, "a100"), (worker.name, "h100")):
+            spec = nodes[name].attrs["Spec"]
+            nodes[name].update({**spec, "Labels": {**spec.get("Labels", {}), "gpu": gpu}})
+        prepare_network(manager, docker_client)
+        yield manager, worker
+    finally:
+        for node in (manager, worker):  # the manager removes the services first
+            try:
+                remove_volumes(node)
+            except Exception as e:
+                print(f"cleaning {node.name} failed: {e}")
+        worker.stop()
+        manager.stop()
