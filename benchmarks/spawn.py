@@ -10,6 +10,11 @@ so every spawn creates a fresh container. Prints medians and the ratio A / B.
     .venv/bin/python benchmarks/spawn.py --rounds 5 --users 1 10
     .venv/bin/python benchmarks/spawn.py --vanilla-image cudaspawner/plain:latest
     .venv/bin/python benchmarks/spawn.py --cuda-vs-cpu --rounds 5 --users 1
+    .venv/bin/python benchmarks/spawn.py --swarm --rounds 5 --users 1
+
+--swarm adds a third column, CUDASwarmSpawner on a one-node swarm with the same image (its
+own dockerd in its own network namespace, as tests/swarm does; run it as root, not beside
+tests/swarm). Ratios are against the first column.
 """
 
 from __future__ import annotations
@@ -91,6 +96,11 @@ def main() -> None:
     )
     ap.add_argument("--cuda-image", default="cudaspawner/pytorch-cuda:2.9-cuda12.8")
     ap.add_argument("--cpu-image", default="cudaspawner/cpu:latest")
+    ap.add_argument(
+        "--swarm",
+        action="store_true",
+        help="add CUDASwarmSpawner on a one-node swarm (same image) as a third column",
+    )
     args = ap.parse_args()
     if args.cuda_vs_cpu:
         pair = {"cuda": ("cuda-docker", args.cuda_image), "cpu": ("cuda-docker", args.cpu_image)}
@@ -102,11 +112,17 @@ def main() -> None:
 
     client = docker.from_env()
     ensure_network(client, TEST_NETWORK)
+    node = swarm_node(client, args.ours_image) if args.swarm else None
     with tempfile.TemporaryDirectory() as tmp:
         hubs = {
             name: make_hub(Path(tmp) / name, hub_config(spawner, image))
             for name, (spawner, image) in pair.items()
         }
+        if node is not None:
+            pair["swarm"] = ("cuda-swarm", args.ours_image)
+            hubs["swarm"] = make_hub(
+                Path(tmp) / "swarm", swarm_config(node, args.ours_image), swarm_env(node)
+            )
         for hub in hubs.values():
             hub.start()
         results: dict[tuple[str, int], list[float]] = {}
@@ -125,16 +141,58 @@ def main() -> None:
             for hub in hubs.values():
                 hub.stop()
                 remove_hub_leftovers(client, hub)
+            if node is not None:
+                node.stop()
 
-    a, b = list(hubs)
+    names = list(hubs)
     for name, (spawner, image) in pair.items():
         print(f"{name}: {spawner} with {image}")
-    print(f"\n{'users':>5} | {a + ' median':>18} | {b + ' median':>18} | ratio {a}/{b}")
-    print("------|--------------------|--------------------|------")
+    first = names[0]
+    print(
+        f"\n{'users':>5} | "
+        + " | ".join(f"{name + ' median':>18}" for name in names)
+        + " | "
+        + " | ".join(f"{name}/{first}" for name in names[1:])
+    )
     for n in args.users:
-        first = statistics.median(results[(a, n)])
-        second = statistics.median(results[(b, n)])
-        print(f"{n:>5} | {first:>17.2f}s | {second:>17.2f}s | {first / second:.2f}")
+        medians = [statistics.median(results[(name, n)]) for name in names]
+        print(
+            f"{n:>5} | "
+            + " | ".join(f"{m:>17.2f}s" for m in medians)
+            + " | "
+            + " | ".join(f"{m / medians[0]:.2f}" for m in medians[1:])
+        )
+
+
+def swarm_node(client: docker.DockerClient, image: str):
+    """A one-node swarm on its own engine with 4 advertised GPUs, the image loaded."""
+    from tests.swarm.conftest import ONE_NODE_GPUS, prepare_network, remove_volumes
+    from tests.swarm.swarmnode import SwarmNode, load_image
+
+    node = SwarmNode(9, gpus=ONE_NODE_GPUS, name="cswbench")
+    node.start()
+    remove_volumes(node)
+    node.client().swarm.init(advertise_addr=node.ip, listen_addr=f"{node.ip}:2377")
+    load_image(client, node, image)
+    prepare_network(node, client)
+    return node
+
+
+def swarm_config(node, image: str) -> str:
+    from tests.swarm.conftest import NETWORK
+
+    profile = {"slug": "bench", "display_name": "Benchmark", "image": image}
+    return (
+        BOTH
+        + 'c.JupyterHub.spawner_class = "spawner.swarm_spawner.CUDASwarmSpawner"\n'
+        + f"c.JupyterHub.hub_connect_ip = {node.host_ip!r}\n"
+        + f"c.CUDASwarmSpawner.network_name = {NETWORK!r}\n"
+        + f"c.CUDASwarmSpawner.profiles = [{profile!r}]\n"
+    )
+
+
+def swarm_env(node) -> dict:
+    return {"DOCKER_HOST": node.url, "CUDASPAWNER_HUB_IP": node.host_ip, "CUDASPAWNER_SSH": "0"}
 
 
 if __name__ == "__main__":

@@ -261,6 +261,10 @@ def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["users"]:
         return users_main(argv[1:], prog=f"{prog or 'cudaspawner-gpus'} users")
+    if argv[:1] == ["swarm"]:  # the cluster's table (docs/swarm.md)
+        from .swarm_cli import swarm_main
+
+        return swarm_main(argv[1:], prog=f"{prog or 'cudaspawner-gpus'} swarm")
     args = parser(prog).parse_args(argv)
     me = prog or "cudaspawner-gpus"
     try:

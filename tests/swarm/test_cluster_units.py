@@ -10,6 +10,7 @@ from spawner.cluster_gpus import (
     NoNodeFits,
     capacity,
     check_fits,
+    free_gpus,
     held_by_user,
     holdings,
     matches,
@@ -19,6 +20,7 @@ from spawner.cluster_gpus import (
 from spawner.labels import GPUS_LABEL, SERVER_LABEL, SINCE_LABEL, USER_LABEL
 from spawner.profiles import parse_profiles
 from spawner.start_plan import ImageFacts, SiteSettings, make_plan
+from spawner.swarm_cli import render_table
 from spawner.swarm_entrypoint import visible_devices
 from spawner.swarm_objects import ENTRYPOINT_SOURCE, pick_port, published_ports, service_spec
 from spawner.user_options import validate_user_options
@@ -285,3 +287,16 @@ def test_ports_in_use_are_skipped_and_a_full_range_is_an_error():
 )
 def test_entrypoint_exposes_swarms_assignment_and_never_all(env, expected):
     assert visible_devices(env) == expected
+
+
+def test_admin_table_shows_gpu_node_user_since_and_each_nodes_free_gpus():
+    services = [api_service("s1", "ann", 1)]
+    tasks = [api_task("s1", "w", ["GPU-h2"])]
+    rows = holdings(NODES, tasks, services)
+    text = render_table(NODES, rows, free_gpus(NODES, tasks))
+    lines = text.splitlines()
+    assert lines[0].split() == ["GPU", "NODE", "USER", "SERVER", "SINCE"]
+    assert lines[1].split() == ["GPU-h2", "worker", "ann", "ann", "2026-11-27T05:00:00Z"]
+    assert "worker: 1 of 2 GPUs free: GPU-h1" in lines
+    assert "gone: not usable" in lines
+    assert "(no server holds a GPU)" in render_table(NODES, [], free_gpus(NODES, []))

@@ -14,6 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 
+from spawner.cli import main as cli_main
 from spawner.cluster_gpus import holdings, nodes_from_api
 from spawner.labels import USER_LABEL
 from tests.swarm.conftest import NETWORK, ONE_NODE_GPUS, simulated_description
@@ -78,7 +79,7 @@ def servers_left(node) -> list[str]:
 
 
 def test_one_node_four_gpus_distinct_fifth_refused_stop_frees_restart_keeps(
-    hub_factory, one_node_swarm, tmp_path
+    hub_factory, one_node_swarm, tmp_path, monkeypatch, capsys
 ):
     node = one_node_swarm
     hub = swarm_hub(hub_factory, node, tmp_path)
@@ -122,6 +123,15 @@ def test_one_node_four_gpus_distinct_fifth_refused_stop_frees_restart_keeps(
     r = spawn("sw1fay")
     assert r.status_code == 409, r.text
     assert cluster_table(node) == {**table, freed: "sw1eve"}
+    # The admin's table: cudaspawner-gpus swarm, against the manager.
+    monkeypatch.setenv("DOCKER_HOST", node.url)
+    assert cli_main(["swarm", "--json"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert {g["gpu"]: g["user"] for g in shown["gpus"]} == {**table, freed: "sw1eve"}
+    assert {g["node"] for g in shown["gpus"]} == {node.name} and all(
+        g["since"] for g in shown["gpus"]
+    )
+    assert shown["nodes"] == [{"node": node.name, "gpus": list(ONE_NODE_GPUS), "free": []}]
     # The CPU profile still starts while every GPU is held.
     assert hub.api("POST", "users/sw1fay/server", json={"profile": "cpu"}).status_code in (201, 202)
     hub.wait_ready("sw1fay", timeout=120)
