@@ -9,6 +9,7 @@ take and return data. Docker calls go through DockerSpawner's off-loop `self.doc
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import time
 from datetime import datetime, timezone
@@ -122,6 +123,21 @@ class CUDADockerSpawner(SiteConfig, DockerSpawner):
     async def _engine_info(self) -> dict:
         return await self.docker("info")
 
+    async def _container_events(self, since: float, until: float) -> list[dict]:
+        """The engine's container events between two times (a stream that ends at `until`)."""
+
+        def stamp(t: float) -> str:
+            # The engine reads "seconds.nanoseconds"; a float's digits would be nanoseconds.
+            return f"{int(t)}.{int(t % 1 * 1e9):09d}"
+
+        def read() -> list[dict]:
+            stream = self.client.events(
+                since=stamp(since), until=stamp(until), filters={"type": "container"}, decode=True
+            )
+            return list(stream)
+
+        return await asyncio.get_running_loop().run_in_executor(self.executor, read)
+
     async def _visible_profiles(self) -> list[Profile]:
         raw = await self._evaluated(self.profiles)
         try:
@@ -143,7 +159,10 @@ class CUDADockerSpawner(SiteConfig, DockerSpawner):
             visible,
             self.user_options,
             free=await host.free_count(
-                self._list_containers, self._inspect_container, self._engine_info
+                self._list_containers,
+                self._inspect_container,
+                self._engine_info,
+                self._container_events,
             ),
             total=host.total,
             images=self._get_allowed_images(),
@@ -229,6 +248,7 @@ class CUDADockerSpawner(SiteConfig, DockerSpawner):
                 self._list_containers,
                 self._inspect_container,
                 self._engine_info,
+                self._container_events,
             )
         except GpuAllocationError as e:
             reason = "gpu_quota" if isinstance(e, GpuQuotaExceeded) else "no_free_gpu"

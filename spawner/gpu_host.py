@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable, Iterable
 
 from .gpu_claims import GpuClaim, container_claim, resolve
@@ -30,14 +31,24 @@ ContainerLister = Callable[[dict], Awaitable[list[dict]]]
 Inspector = Callable[[str], Awaitable[dict]]
 # docker info of the engine.
 EngineInfo = Callable[[], Awaitable[dict]]
+# Container events of the engine between two times (seconds since the epoch), in order.
+EventReader = Callable[[float, float], Awaitable[list[dict]]]
 ACTIVE = ["running", "paused", "restarting"]  # states in which a container keeps its GPUs
+# Event actions after which a container runs / no longer holds anything.
+_STARTED = {"start", "restart", "unpause"}
+_GONE = {"die", "destroy", "stop", "kill", "oom"}
+RELIST_S = 30.0  # a full list at least this often, whatever the events said
+EVENT_OVERLAP_S = 1.0  # re-read this much of the last window: replaying events in order is safe
 
 
 class OutsideGpus:
     """GPUs held by running containers that are not this hub's, cached per container id.
 
     A container's GPU claim never changes after it is created, so each container is
-    inspected once; the cache forgets containers that no longer run.
+    inspected once; the cache forgets containers that no longer run. With an event reader,
+    which containers run is kept up to date from the engine's events (one cheap call that
+    returns what started or died since the last look) instead of listing every container
+    each time; a full list is still made every `RELIST_S` seconds.
     """
 
     def __init__(self, hub_id: str, log: logging.Logger) -> None:
@@ -46,6 +57,10 @@ class OutsideGpus:
         self.inspections = 0  # how many containers were inspected (benchmarks, tests)
         self._claims: dict[str, GpuClaim | None] = {}
         self._default_runtime: str | None = None
+        self._running: dict[str, dict] | None = None  # id -> labels, from list + events
+        self._listed_at = 0.0
+        self._events_since = 0.0
+        self.lists = 0  # how many full lists were made (benchmarks, tests)
 
     def is_mine(self, labels: dict) -> bool:
         """This hub's container (without a hub id: any container with cudaspawner's GPU label)."""
@@ -57,12 +72,17 @@ class OutsideGpus:
         inspect: Inspector,
         info: EngineInfo | None,
         inventory: list[Gpu],
+        events: EventReader | None = None,
     ) -> dict[str, str]:
         """gpu id -> the name of the outside container holding it, as the engine says now."""
         if self._default_runtime is None:
             self._default_runtime = ((await info()) if info else {}).get("DefaultRuntime") or ""
-        running = await containers({"status": ACTIVE})
-        others = [c for c in running if not self.is_mine(c.get("Labels") or {})]
+        running = await self._running_now(containers, events)
+        others = [
+            {"Id": i, "Labels": labels}
+            for i, labels in running.items()
+            if not self.is_mine(labels or {})
+        ]
         new = [c["Id"] for c in others if c["Id"] not in self._claims]
         if new:
             found = await asyncio.gather(*(self._claim(inspect, i) for i in new))
@@ -79,6 +99,38 @@ class OutsideGpus:
             for g in gpus:
                 held.setdefault(g.id, claim.container)
         return held
+
+    async def _running_now(
+        self, containers: ContainerLister, events: EventReader | None
+    ) -> dict[str, dict]:
+        """Running containers (id -> labels): the last list moved forward by the events."""
+        now = time.time()
+        if events is None or self._running is None or now - self._listed_at > RELIST_S:
+            listed = await containers({"status": ACTIVE})
+            self.lists += 1
+            self._running = {c["Id"]: c.get("Labels") or {} for c in listed}
+            self._listed_at = now
+            self._events_since = now - EVENT_OVERLAP_S
+            return self._running
+        try:
+            happened = await events(self._events_since, now)
+        except Exception as e:
+            self.log.warning("Could not read the engine's events, listing instead: %s", e)
+            self._running = None
+            return await self._running_now(containers, events)
+        for event in happened:
+            actor = event.get("Actor") or {}
+            cid = actor.get("ID") or event.get("id") or ""
+            action = event.get("Action") or event.get("status") or ""
+            if not cid:
+                continue
+            if action in _STARTED:
+                # An event's attributes carry the container's labels (and name, image).
+                self._running[cid] = dict(actor.get("Attributes") or {})
+            elif action in _GONE:
+                self._running.pop(cid, None)
+        self._events_since = now - EVENT_OVERLAP_S
+        return self._running
 
     async def _claim(self, inspect: Inspector, container_id: str) -> GpuClaim | None | str:
         self.inspections += 1
@@ -177,12 +229,16 @@ class GpuHost:
         self.log.info("GPU table rebuilt from %d running containers", len(found))
 
     async def _see_outside(
-        self, containers: ContainerLister, inspect: Inspector | None, info: EngineInfo | None
+        self,
+        containers: ContainerLister,
+        inspect: Inspector | None,
+        info: EngineInfo | None,
+        events: EventReader | None = None,
     ) -> None:
         """Mark the GPUs that containers this hub did not start hold (under the lock)."""
         if inspect is None or not self.inventory:
             return
-        held = await self.outside.held(containers, inspect, info, self.inventory)
+        held = await self.outside.held(containers, inspect, info, self.inventory, events)
         before = self.allocator.outside()
         if held != before:
             for gpu_id, name in held.items():
@@ -197,6 +253,7 @@ class GpuHost:
         containers: ContainerLister,
         inspect: Inspector | None = None,
         info: EngineInfo | None = None,
+        events: EventReader | None = None,
     ) -> int | None:
         """GPUs free right now (the table rebuilt first when needed); None when unknown.
 
@@ -206,7 +263,7 @@ class GpuHost:
         try:
             async with self.allocator.lock:
                 await self._ensure_rebuilt(containers)
-                await self._see_outside(containers, inspect, info)
+                await self._see_outside(containers, inspect, info, events)
                 return self.allocator.free_count()
         except Exception as e:
             self.log.warning("Could not read GPU assignments: %s", e)
@@ -221,6 +278,7 @@ class GpuHost:
         containers: ContainerLister,
         inspect: Inspector | None = None,
         info: EngineInfo | None = None,
+        events: EventReader | None = None,
     ) -> tuple[Gpu, ...]:
         """GPUs for one server; raises `gpus.GpuAllocationError` with a sentence for the user.
 
@@ -228,5 +286,5 @@ class GpuHost:
         """
         async with self.allocator.lock:
             await self._ensure_rebuilt(containers)
-            await self._see_outside(containers, inspect, info)
+            await self._see_outside(containers, inspect, info, events)
             return self.allocator.reserve(server_key, user, list(groups), count)

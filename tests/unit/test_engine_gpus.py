@@ -7,6 +7,7 @@ tests/integration/test_shared_engine.py.
 from __future__ import annotations
 
 import logging
+import time
 
 import pytest
 
@@ -148,3 +149,34 @@ async def test_an_address_another_hub_took_is_never_planned_again():
         seen.add(await planner.plan("alice", inspect))
         planner.forget("alice")
     assert first not in seen and seen
+
+
+async def test_with_events_the_engine_is_listed_once_and_kept_current_by_events(host):
+    engine = FakeEngine()
+    log: list[dict] = []
+
+    async def events(since: float, until: float) -> list[dict]:
+        return [e for e in log if since <= e["time"] <= until]
+
+    def happen(action: str, cid: str, labels: dict) -> None:
+        log.append(
+            {
+                "time": time.time(),
+                "Action": action,
+                "Actor": {"ID": cid, "Attributes": {"name": cid, **labels}},
+            }
+        )
+
+    async def free() -> int:
+        return await host.free_count(engine.containers, engine.inspect, engine.info, events)
+
+    assert await free() == 2
+    engine.run("job", {}, gpus_request("0"))
+    happen("start", "job", {})
+    assert await free() == 1 and host.allocator.outside() == {"GPU-a": "job"}
+    happen("die", "job", {})
+    assert await free() == 2
+    happen("start", "jupyter-x", {**OURS, "org.cudaspawner.gpus": "GPU-b"})  # ours: not outside
+    engine.run("jupyter-x", OURS, gpus_request("GPU-b"))
+    assert await free() == 2
+    assert host.outside.lists == 1 and engine.lists == 2  # rebuild + one list, then events only
