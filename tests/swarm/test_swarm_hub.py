@@ -17,6 +17,7 @@ import requests
 from spawner.cli import main as cli_main
 from spawner.cluster_gpus import holdings, nodes_from_api
 from spawner.labels import USER_LABEL
+from tests.hubtools import TEST_PREFIX
 from tests.swarm.conftest import NETWORK, ONE_NODE_GPUS, simulated_description
 
 pytestmark = [pytest.mark.docker, pytest.mark.hub]
@@ -140,4 +141,48 @@ def test_one_node_four_gpus_distinct_fifth_refused_stop_frees_restart_keeps(
         hub.api("DELETE", f"users/{user}/server")
     for user in ["sw1ben", "sw1cat", "sw1dan", "sw1eve", "sw1fay"]:
         hub.wait_stopped(user)
+    assert servers_left(node) == []
+
+
+def test_two_users_racing_for_all_gpus_one_runs_the_other_is_told_why(
+    hub_factory, one_node_swarm, tmp_path
+):
+    """Both may pass the hub's check before either service exists; Swarm then gives the GPUs
+    to one, and the other's task stays pending until `pending_timeout`: its service is
+    removed and the user reads Swarm's reason. If the hub saw the first service in time,
+    the second is refused at once instead. Either way: one server, one sentence, nothing left."""
+    node = one_node_swarm
+    extra = (
+        'c.CUDASwarmSpawner.profiles.append({"slug": "all", "display_name": "All", "gpus": 4})\n'
+        "c.CUDASwarmSpawner.pending_timeout = 8\n"
+    )
+    hub = swarm_hub(hub_factory, node, tmp_path, extra)
+    users = ["sw1gus", "sw1hal"]
+    hub.api("POST", "users", json={"usernames": users})
+
+    def spawn(user):
+        r = hub.api("POST", f"users/{user}/server", json={"profile": "all"})
+        if r.status_code == 202:  # slow: the outcome comes with the server's model
+            try:
+                hub.wait_ready(user, timeout=120)
+                return "ready", ""
+            except AssertionError:
+                return "failed", hub.log()
+        return ("ready", "") if r.status_code == 201 else ("failed", r.text)
+
+    with ThreadPoolExecutor(2) as pool:
+        outcomes = dict(zip(users, pool.map(spawn, users), strict=True))
+    ready = [u for u, (state, _) in outcomes.items() if state == "ready"]
+    assert len(ready) == 1, outcomes
+    loser = next(u for u in users if u not in ready)
+    text = outcomes[loser][1]
+    assert (
+        "no node has that many free right now" in text
+        or "insufficient resources" in text  # Swarm's own reason, after the timeout
+    ), text[-3000:]
+    print("race outcome:", "pending then removed" if "insufficient" in text else "refused at once")
+    assert sorted(cluster_table(node).values()) == [ready[0]] * 4
+    assert servers_left(node) == [f"{TEST_PREFIX}-{ready[0]}"]
+    hub.api("DELETE", f"users/{ready[0]}/server")
+    hub.wait_stopped(ready[0])
     assert servers_left(node) == []
