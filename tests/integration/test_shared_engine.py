@@ -244,3 +244,28 @@ _ssl.pick_free_address = _first_taken
     address = next(iter(theirs.attrs["NetworkSettings"]["Networks"].values()))["IPAddress"]
     assert address and address != taken
     assert _status(container_of(docker_client, user_a)) == "running"
+
+
+def test_the_reservation_benchmark_runs_and_cleans_up(docker_client):
+    """benchmarks/reserve.py, small (its 200-container figures are in docs/gpus.md)."""
+    import subprocess
+    import sys
+
+    from tests.hubtools import REPO
+
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "benchmarks/reserve.py"),
+            "--containers",
+            "20",
+            "--repeat",
+            "10",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "never assigned" in done.stdout
+    assert not docker_client.containers.list(all=True, filters={"label": "org.cudaspawner.bench"})
