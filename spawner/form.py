@@ -284,14 +284,16 @@ def spawn_form(
     site: SiteLimits = SiteLimits(),
     template_path: str | None = None,
     log: logging.Logger | None = None,
+    per_profile: Mapping[str, ProfileAvailability] | None = None,
 ) -> str:
     """One user's spawn form: their last choice preselected while it is still valid, the
-    GPUs free now (`free` None: unknown, nothing disabled for lack of GPUs).
+    GPUs free now (`free` None: unknown, nothing disabled for lack of GPUs). `per_profile`
+    gives each profile its own figures instead (a cluster: the nodes that profile may use).
 
     A broken admin template is logged and the built-in form used, so users can still start.
     """
-    availability = None
-    if free is not None:
+    availability = dict(per_profile) if per_profile is not None else None
+    if availability is None and free is not None:
         availability = {p.slug: ProfileAvailability(free, total) for p in visible}
     try:
         selected = validate_user_options(last_options or {}, list(visible), images=images)

@@ -33,6 +33,7 @@ from .cluster_gpus import (
     pending_reason,
 )
 from .docker_spawner import CUDADockerSpawner
+from .form import ProfileAvailability, SiteLimits, spawn_form
 from .gpus import GpuAllocator, GpuQuotaExceeded, plural
 from .start_plan import StartPlan
 
@@ -49,7 +50,7 @@ class ClusterGpuView:
     def total(self) -> int:
         return self.cap.total if self.cap else 0
 
-    async def free_count(self, _containers: object = None) -> int | None:
+    async def free_count(self, *_listers: object) -> int | None:
         return self.cap.free if self.cap else None  # None: unknown, nothing disabled
 
 
@@ -117,6 +118,42 @@ class CUDASwarmSpawner(CUDADockerSpawner, SwarmSpawner):
         except Exception as e:
             self.log.warning("Could not read the cluster's GPUs: %s", e)
             return ClusterGpuView(None)
+
+    # --- the form: free GPUs per profile, on the nodes each may use ---------------------
+    @default("options_form")
+    def _default_options_form(self):
+        allowed = self._get_allowed_images()
+        if not self.profiles and (allowed == "*" or len(allowed) <= 1):
+            return ""  # nothing to choose: start straight away, as DockerSpawner does
+        return CUDASwarmSpawner._options_form_html
+
+    async def _options_form_html(self) -> str:
+        """The spawn form; each profile's free GPUs are the most free on one of its nodes."""
+        visible = await self._visible_profiles()
+        per_profile = None
+        total = 0
+        try:
+            nodes = nodes_from_api(await self.docker("nodes"))
+            tasks = await self.docker("tasks", filters={"desired-state": "running"})
+            per_profile = {}
+            for p in visible:
+                cap = capacity(nodes, tasks, self._constraints(p.slug))
+                per_profile[p.slug] = ProfileAvailability(cap.largest_free, cap.largest_total)
+                total = max(total, cap.largest_total)
+        except Exception as e:  # the form must open; figures unknown rather than wrong
+            self.log.warning("Could not read the cluster's GPUs for the form: %s", e)
+            per_profile, total = None, 1
+        return spawn_form(
+            visible,
+            self.user_options,
+            free=None,
+            total=total,
+            images=self._get_allowed_images(),
+            site=SiteLimits(self.mem_limit, self.cpu_limit),
+            template_path=self.options_form_template or None,
+            log=self.log,
+            per_profile=per_profile,
+        )
 
     # --- ownership: only this hub's services are touched --------------------------------
     async def get_object(self):

@@ -17,6 +17,7 @@ from spawner.cluster_gpus import (
     nodes_from_api,
     pending_reason,
 )
+from spawner.form import ProfileAvailability, spawn_form
 from spawner.labels import GPUS_LABEL, SERVER_LABEL, SINCE_LABEL, USER_LABEL
 from spawner.profiles import parse_profiles
 from spawner.start_plan import ImageFacts, SiteSettings, make_plan
@@ -300,3 +301,24 @@ def test_admin_table_shows_gpu_node_user_since_and_each_nodes_free_gpus():
     assert "worker: 1 of 2 GPUs free: GPU-h1" in lines
     assert "gone: not usable" in lines
     assert "(no server holds a GPU)" in render_table(NODES, [], free_gpus(NODES, []))
+
+
+def test_form_shows_each_profile_the_free_gpus_of_its_own_nodes():
+    # The worker (h100) is full while the manager has 4 free: only the h100 card is disabled.
+    profiles = parse_profiles(
+        [
+            {"slug": "a100", "display_name": "A100", "gpus": 1, "default": True},
+            {"slug": "h100", "display_name": "H100", "gpus": 1},
+        ]
+    )
+    tasks = [api_task("s1", "w", ["GPU-h1"]), api_task("s2", "w", ["GPU-h2"])]
+    per_profile = {}
+    for slug, constraints in (
+        ("a100", ["node.labels.gpu == a100"]),
+        ("h100", ["node.labels.gpu == h100"]),
+    ):
+        cap = capacity(NODES, tasks, constraints)
+        per_profile[slug] = ProfileAvailability(cap.largest_free, cap.largest_total)
+    html = " ".join(spawn_form(profiles, None, free=None, total=4, per_profile=per_profile).split())
+    assert "needs 1 GPU, 0 free of 2" in html
+    assert "needs 1 GPU, 4 free" not in html and html.count("Not available right now") == 1

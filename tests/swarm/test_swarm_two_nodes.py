@@ -7,6 +7,7 @@ import pytest
 import requests
 
 from spawner.labels import USER_LABEL
+from tests.hubtools import Browser
 from tests.swarm.conftest import WORKER_GPUS
 from tests.swarm.test_swarm_hub import (
     cluster_table,
@@ -52,7 +53,13 @@ def test_profile_constrained_to_the_worker_lands_there_and_shows_its_gpus(
         g: u for u in ("sw2ann", "sw2ben") for g in panel_gpus(hub, u)
     }
 
-    # The worker's two GPUs are taken: the manager's four free ones do not count for this profile.
+    # The worker's two GPUs are taken: the manager's four free ones do not count for this
+    # profile, on the form (its own nodes' figures) nor on a request.
+    browser = Browser(hub)
+    browser.login("sw2cat", hub.user_password)
+    page = browser.get("hub/spawn")
+    assert page.status_code == 200, page.text
+    assert "needs 1 GPU, 0 free of 2" in " ".join(page.text.split()), page.text[-3000:]
     r = hub.api("POST", "users/sw2cat/server", json={"profile": "gpu"})
     assert r.status_code == 409, r.text
     assert "no node has that many free right now" in r.json()["message"]
