@@ -175,12 +175,13 @@ if Path(extra).exists():
 if "profiles" not in c.CUDADockerSpawner:
     from spawner.default_profiles import CUDA_IMAGE, default_profiles  # noqa: E402
 
+    cpu_image = c.DockerSpawner.image  # as the site left it (CUDASPAWNER_IMAGE or its config)
     cuda_image = os.environ.get("CUDASPAWNER_CUDA_IMAGE", CUDA_IMAGE)
 
     async def _default_profiles(spawner) -> list[dict]:
         # The GPU count is the hub's own inventory (read once, off the event loop).
         host = await spawner.gpu_host()
-        return default_profiles(host.total, cuda_image=cuda_image)
+        return default_profiles(host.total, cpu_image=cpu_image, cuda_image=cuda_image)
 
     c.CUDADockerSpawner.profiles = _default_profiles
 

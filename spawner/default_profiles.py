@@ -4,7 +4,7 @@ Pure data: given how many GPUs the host's inventory sees, the two entries in the
 profile format (`profiles.parse_profiles` validates them like any site's list). Site
 profiles (`CUDADockerSpawner.profiles`) replace them entirely.
 
-* "CPU only": the spawner's own image (`DockerSpawner.image`, the CPU image by default).
+* "CPU only": the site's image (`DockerSpawner.image`, the CPU image by default).
 * "PyTorch 2.9 / CUDA 12.8": the CUDA image, 1 .. N GPUs where N is the host's count, the
   preselected card on a GPU host. On a host without GPUs it asks for one GPU, so the form
   shows it unavailable with the reason ("no GPUs") instead of hiding what the platform does.
@@ -25,8 +25,13 @@ CUDA_SLUG = "pytorch-cuda"
 CUDA_IMAGE = "cudaspawner/pytorch-cuda:2.9-cuda12.8"
 
 
-def default_profiles(gpu_count: int, cuda_image: str = CUDA_IMAGE) -> list[dict]:
-    """The "CPU only" and "PyTorch 2.9 / CUDA 12.8" profiles for a host with `gpu_count` GPUs."""
+def default_profiles(
+    gpu_count: int, cpu_image: str | None = None, cuda_image: str = CUDA_IMAGE
+) -> list[dict]:
+    """The "CPU only" and "PyTorch 2.9 / CUDA 12.8" profiles for a host with `gpu_count` GPUs.
+
+    `cpu_image` None leaves the CPU profile on the spawner's own image.
+    """
     if gpu_count < 0:
         raise ValueError(f"a host cannot have {gpu_count} GPUs")
     cpu = {
@@ -35,6 +40,8 @@ def default_profiles(gpu_count: int, cuda_image: str = CUDA_IMAGE) -> list[dict]
         "description": "PyTorch on the CPU, no GPU: data preparation, small models, notes.",
         "default": gpu_count == 0,
     }
+    if cpu_image:
+        cpu["image"] = cpu_image
     cuda = {
         "slug": CUDA_SLUG,
         "display_name": "PyTorch 2.9 / CUDA 12.8",

@@ -46,10 +46,10 @@ def test_an_empty_choice_starts_cpu_without_gpus_and_the_cuda_image_with_them():
     assert three.gpus == 3
 
 
-def test_a_site_image_for_the_cuda_card_is_used_as_given():
+def test_the_site_images_are_used_as_given():
     digest = "registry.example/pytorch-cuda@sha256:" + "a" * 64
-    (_, cuda) = parse_profiles(default_profiles(2, cuda_image=digest))
-    assert cuda.image == digest
+    cpu, cuda = parse_profiles(default_profiles(2, cpu_image="site/cpu:1", cuda_image=digest))
+    assert (cpu.image, cuda.image) == ("site/cpu:1", digest)
 
 
 def test_a_negative_gpu_count_is_refused():
