@@ -145,15 +145,21 @@ serve_wheels() {  # dir
   local gw port
   # Build containers run on the default bridge and reach the host at its gateway.
   gw=$(docker network inspect bridge -f '{{ range .IPAM.Config }}{{ .Gateway }}{{ end }}' 2>/dev/null || true)
-  [ -n "$gw" ] || gw=$(ip -4 -o addr show docker0 2>/dev/null | awk '{print $4}' | cut -d/ -f1 | head -1)
+  [ -n "$gw" ] || gw=$( { ip -4 -o addr show docker0 2>/dev/null || true; } | awk '{print $4}' | cut -d/ -f1 | head -1)
   [ -n "$gw" ] || gw=172.17.0.1
   port=$("$PYTHON" -c 'import socket; s=socket.socket(); s.bind(("", 0)); print(s.getsockname()[1])')
   "$PYTHON" -m http.server "$port" --bind "$gw" --directory "$1" >"$work/wheel-server.log" 2>&1 &
   WHEEL_SERVER_PID=$!
-  for _ in $(seq 50); do
-    curl -fsS -o /dev/null "http://$gw:$port/" 2>/dev/null && break
-    sleep 0.1
-  done
+  "$PYTHON" - "http://$gw:$port/" <<'PY' || die "could not serve the wheelhouse on $gw (log: $work/wheel-server.log)"
+import sys, time, urllib.request
+for _ in range(100):
+    try:
+        urllib.request.urlopen(sys.argv[1], timeout=1).close()
+        sys.exit(0)
+    except OSError:
+        time.sleep(0.1)
+sys.exit(1)
+PY
   WHEELS_URL="http://$gw:$port/"; WHEELS_HOST=$gw
 }
 stop_wheel_server() {
