@@ -173,6 +173,9 @@ c.JupyterHub.log_level = "DEBUG"
         "CUDASPAWNER_NETWORK": TEST_NETWORK,
         "CUDASPAWNER_PROXY_API_PORT": str(free_port()),
         "CUDASPAWNER_HUB_PORT": str(free_port()),
+        # Every test hub runs the SSH gateway: on a free loopback port, never the deployment's.
+        "CUDASPAWNER_SSH_PORT": str(free_port()),
+        "CUDASPAWNER_SSH_IP": "127.0.0.1",
         "CUDASPAWNER_EXTRA_CONFIG": str(data_dir / "test_config.py"),
         "PATH": f"{VENV_BIN}:{os.environ.get('PATH', '')}",
     }

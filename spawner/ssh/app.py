@@ -26,6 +26,19 @@ from .keys import KeyStore, ensure_host_key, fingerprint
 from .web import PageInfo, make_app
 
 
+class LazyDockerClient:
+    """A Docker client that connects at first use: the engine may be down (or restarting)
+    when the hub starts this service, which must come up anyway for the keys page."""
+
+    def __init__(self) -> None:
+        self._client: docker.DockerClient | None = None
+
+    def __getattr__(self, name: str):
+        if self._client is None:
+            self._client = docker.from_env()
+        return getattr(self._client, name)
+
+
 class SshGatewayApp(Application):
     name = "cudaspawner-ssh"
     description = "SSH gateway into users' running servers, and their keys page."
@@ -82,7 +95,7 @@ class SshGatewayApp(Application):
             sftp_server=self.sftp_server,
             session_log=data / "ssh-sessions.log",
         )
-        gateway = Gateway(store, hub, docker.from_env(), settings)
+        gateway = Gateway(store, hub, LazyDockerClient(), settings)
         public = host_key.convert_to_public()
         info = PageInfo(
             ssh_host=self.ssh_host or urlsplit(self.hub_url).hostname or os.uname().nodename,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.hubtools import Browser, container_of, hub_containers
+from tests.hubtools import TEST_PREFIX, Browser, container_of, hub_containers
 
 pytestmark = [pytest.mark.docker, pytest.mark.hub]
 
@@ -17,7 +17,7 @@ def _exec(container, cmd: str) -> str:
 
 def test_user_logs_in_spawns_reaches_lab_and_runs_confined(hub_factory, docker_client):
     hub = hub_factory()
-    hub_factory.volumes.append("cudaspawner-home-alice")
+    hub_factory.volumes.append(f"{TEST_PREFIX}-home-alice")
     browser = Browser(hub)
 
     login = browser.login("alice", hub.user_password)
@@ -48,7 +48,7 @@ def test_user_logs_in_spawns_reaches_lab_and_runs_confined(hub_factory, docker_c
     assert host["ShmSize"] >= 1024**3  # PyTorch DataLoader needs far more than 64 MB
     assert host["AutoRemove"] is True
     mounts = {m["Destination"]: m for m in c.attrs["Mounts"]}
-    assert mounts["/home/jovyan"]["Name"] == "cudaspawner-home-alice"
+    assert mounts["/home/jovyan"]["Name"] == f"{TEST_PREFIX}-home-alice"
 
     # The home volume outlives the container.
     _exec(c, "echo 'kept' > /home/jovyan/notes.txt")
@@ -74,7 +74,7 @@ def test_missing_image_is_a_clear_message_and_leaves_nothing(hub_factory, docker
     assert "cudaspawner/no-such-image:1" in message and "not available on this host" in message
     assert "Internal Server Error" not in message
     assert hub_containers(docker_client, hub) == []
-    assert not docker_client.volumes.list(filters={"name": "cudaspawner-home-bob"})
+    assert not docker_client.volumes.list(filters={"name": f"{TEST_PREFIX}-home-bob"})
 
 
 def test_unreachable_engine_is_a_clear_message_and_next_start_works(

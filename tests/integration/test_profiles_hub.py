@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from tests.hubtools import Browser, container_of, hub_containers
+from tests.hubtools import TEST_PREFIX, Browser, container_of, hub_containers
 
 pytestmark = [pytest.mark.docker, pytest.mark.hub]
 
@@ -113,7 +113,7 @@ def test_bad_form_post_gets_400_with_message_and_creates_nothing(
     assert expected in (r.text if "&lt;" in expected else html.unescape(r.text))
     assert "<script>alert(1)</script>" not in r.text
     assert hub_containers(docker_client, hub) == []
-    assert not docker_client.volumes.list(filters={"name": "cudaspawner-home-olga"})
+    assert not docker_client.volumes.list(filters={"name": f"{TEST_PREFIX}-home-olga"})
 
 
 def test_bad_api_request_is_400_with_the_fields_message(hub_factory, docker_client, alt_image):
