@@ -271,8 +271,10 @@ def main(argv: list[str] | None = None) -> int:
         "versions",
         torch=torch.__version__,
         cuda=torch.version.cuda,
-        cudnn=_cudnn_version(torch) if count else None,
-        nccl=_nccl_version(torch) if count else None,
+        # A CUDA build loads its cuDNN and NCCL without a GPU: name them even on a CPU-only
+        # server, so a user sees which libraries the image carries before asking for a GPU.
+        cudnn=_cudnn_version(torch) if torch.version.cuda else None,
+        nccl=_nccl_version(torch) if torch.version.cuda else None,
     )
     devices = []
     for i in range(count):

@@ -5,7 +5,8 @@
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
-ensure_system_packages chromium
+# chromium: the browser tests; openssh-client: the SSH gateway's tests use the real client.
+ensure_system_packages chromium openssh-client
 trap stop_started_dockerd EXIT
 ensure_dockerd --add-runtime nvidia=runc
 ensure_proxy
@@ -18,3 +19,6 @@ export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1
 cd "$repo"
 "$VENV/bin/ruff" check . && "$VENV/bin/ruff" format --check .
 "$VENV/bin/pytest" -p no:cacheprovider "$@"
+# DockerSpawner's own published suite against ours (tests/upstream/README.md), on
+# whole-suite runs only (no arguments).
+[ $# -gt 0 ] || "$repo/tests/upstream/run.sh"

@@ -174,11 +174,6 @@ def test_the_verification_names_torch_and_cuda_and_skips_the_gpu_checks(cuda_ser
     assert not [c for c in doc["checks"] if c["status"] == "fail"], doc["checks"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="nbextension/verify_worker.py reports cuDNN and NCCL only when a GPU is present; "
-    "both load without one (requested from the verification's owner)",
-)
 def test_the_verification_names_cudnn_and_nccl_without_a_gpu(cuda_server):
     _, base, headers = cuda_server
     doc = _finished_verification(base, headers)
