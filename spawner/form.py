@@ -107,7 +107,9 @@ def _gpus_label(n: int) -> str:
 
 def memory_label(value: int | str | None) -> str | None:
     """A memory limit for people: '32G' as written, bytes in the largest exact unit."""
-    if value is None or isinstance(value, str):
+    if not value:  # DockerSpawner's 0 (and None) mean no limit: nothing to show
+        return None
+    if isinstance(value, str):
         return value
     for unit, size in (("T", 1024**4), ("G", 1024**3), ("M", 1024**2), ("K", 1024)):
         if value and value % size == 0:
@@ -180,7 +182,7 @@ def _card(
         free=free if gpus_on_host > 0 else None,
         total=(availability.total if availability else gpus_on_host) if gpus_on_host else None,
         mem_limit=memory_label(profile.mem_limit or site.mem_limit),
-        cpu_limit=None if cpu is None else f"{cpu:g}",
+        cpu_limit=f"{cpu:g}" if cpu else None,  # 0 is DockerSpawner's "no limit"
     )
 
 

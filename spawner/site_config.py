@@ -94,10 +94,12 @@ class SiteConfig(HasTraits):
         help="Where the per-user volume is mounted: the image user's home directory.",
     )
     ready_wait_timeout = Integer(
-        60,
+        20,
         config=True,
         help="Seconds start() watches for the server to listen before handing over to "
-        "JupyterHub's slower, backing-off readiness check.",
+        "JupyterHub's slower, backing-off readiness check. Servers are usually up in a few "
+        "seconds; a short watch keeps a server that never listens from holding start() "
+        "for the whole start_timeout.",
     )
     docker_threads = Integer(
         8,

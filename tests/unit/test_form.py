@@ -248,6 +248,14 @@ def test_each_card_shows_the_limits_its_server_gets_the_profiles_else_the_sites(
     assert bare["flex"].mem_limit is None and bare["flex"].cpu_limit is None
 
 
+def test_dockerspawners_zero_limits_mean_none_and_are_not_shown_as_zero():
+    unlimited = SiteLimits(mem_limit=0, cpu_limit=0.0)
+    cards = {c.slug: c for c in build_cards(VISIBLE, None, None, 4, unlimited)}
+    assert cards["flex"].mem_limit is None and cards["flex"].cpu_limit is None
+    page = Page(render_form(VISIBLE, None, None, gpus_on_host=4, site=unlimited))
+    assert "Memory 0" not in page.words and "CPUs 0" not in page.words
+
+
 def test_dockerspawners_image_field_is_passed_on_first_value_first():
     assert options_from_form({"image": ["1.0", "1.1"]}) == {"image": "1.0"}
 
