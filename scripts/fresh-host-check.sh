@@ -159,6 +159,9 @@ PY
     cp "$FHC_CPU_WHEELHOUSE"/*.whl "$root/var/cache/cudaspawner/wheelhouse/cpu/"
   fi
   echo "fresh-bookworm" >"$root/etc/hostname"
+  # As Debian's installer writes it: the host name resolves (the hub's proxy URL uses it).
+  printf '127.0.0.1\tlocalhost\n127.0.1.1\tfresh-bookworm\n::1\tlocalhost ip6-localhost ip6-loopback\n' \
+    >"$root/etc/hosts"
   cp /etc/resolv.conf "$root/etc/resolv.conf"
 }
 
