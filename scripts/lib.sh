@@ -43,8 +43,7 @@ docker_engine_installed() {
 # The Debian packages the set-up needs on this host, one per line (extra packages appended).
 system_packages_wanted() {  # extra packages...
   docker_engine_installed || echo docker.io
-  # curl and ip: images/build.sh serves the wheelhouse on the Docker bridge and waits for it.
-  printf '%s\n' debootstrap ca-certificates git curl iproute2 "$@"
+  printf '%s\n' debootstrap ca-certificates git "$@"
   command -v python3 >/dev/null || echo python3
   python3 -c 'import venv, ensurepip' 2>/dev/null || echo python3-venv
   # Node is not taken from Debian: bookworm's nodejs is 18.20, too old (see ensure_node).
