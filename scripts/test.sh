@@ -11,10 +11,14 @@ trap stop_started_dockerd EXIT
 ensure_dockerd --add-runtime nvidia=runc
 ensure_proxy
 ensure_venv hub,notebook,test
-"$VENV/bin/python" -c 'import torch' 2>/dev/null || "$VENV/bin/pip" install -q "torch==${TORCH_VERSION:-2.13.0}"
 # Every image the tests run: the base, the CPU image and the PyTorch 2.9 / CUDA 12.8 image
 # (the CUDA image's tests need no GPU; a first build takes minutes, later ones seconds).
 PYTHON="$VENV/bin/python" "$repo/images/build.sh" all
+# The tests' own torch (the verification on the CPU) is the CPU build the CPU image took:
+# PyPI's torch for Linux is a CUDA build of several GB. build.sh left it in the wheelhouse.
+"$VENV/bin/python" -c 'import torch' 2>/dev/null || "$VENV/bin/pip" install -q \
+  --find-links "${CUDASPAWNER_WHEELHOUSE:-/var/cache/cudaspawner/wheelhouse}/cpu" \
+  "torch==${CPU_TORCH_VERSION:-2.13.0}"
 export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1
 cd "$repo"
 "$VENV/bin/ruff" check . && "$VENV/bin/ruff" format --check .

@@ -5,7 +5,8 @@
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/../.." && pwd)
 VENV=${VENV:-$repo/.venv}
-export PATH="$VENV/bin:$PATH"  # jlpm comes with jupyterlab
+# jlpm comes with jupyterlab; a Node from PyPI (scripts/lib.sh, ensure_node) lies in the venv.
+export PATH="$VENV/node/bin:$VENV/bin:$PATH"
 cd "$repo/nbextension/frontend"
 # --immutable: the lockfile is the truth; a stale one fails here rather than drifting.
 timeout 600 jlpm install --immutable >/dev/null
