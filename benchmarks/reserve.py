@@ -29,6 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import docker  # noqa: E402
 
+from spawner.engine_reads import docker_reads  # noqa: E402
 from spawner.gpu_host import GpuHost  # noqa: E402
 from spawner.gpus import Gpu, GpuAllocator  # noqa: E402
 
@@ -68,26 +69,10 @@ async def measure(
     executor = ThreadPoolExecutor(8)  # as the spawner's docker_threads
     loop = asyncio.get_running_loop()
 
-    async def containers(filters: dict) -> list[dict]:
-        return await loop.run_in_executor(executor, lambda: api.containers(filters=filters))
+    async def call(method: str, *args, **kwargs):  # as DockerSpawner.docker(...)
+        return await loop.run_in_executor(executor, lambda: getattr(api, method)(*args, **kwargs))
 
-    async def inspect(cid: str) -> dict:
-        return await loop.run_in_executor(executor, api.inspect_container, cid)
-
-    async def info() -> dict:
-        return await loop.run_in_executor(executor, api.info)
-
-    def stamp(t: float) -> str:
-        return f"{int(t)}.{int(t % 1 * 1e9):09d}"
-
-    async def events(since: float, until: float) -> list[dict]:
-        def read() -> list[dict]:
-            stream = api.events(
-                since=stamp(since), until=stamp(until), filters={"type": "container"}, decode=True
-            )
-            return list(stream)
-
-        return await loop.run_in_executor(executor, read)
+    reads = docker_reads(call, api, executor)
 
     log = logging.getLogger("bench")
     inventory = [Gpu(i, str(i)) for i in range(gpus)]
@@ -96,7 +81,7 @@ async def measure(
     async def reserve() -> float:
         host.allocator.release("alice")
         t0 = time.perf_counter()
-        got = await host.reserve("alice", "alice", [], 1, containers, inspect, info, events)
+        got = await host.reserve("alice", "alice", [], 1, reads)
         elapsed = (time.perf_counter() - t0) * 1000
         assigned.update(g.id for g in got)
         return elapsed

@@ -9,7 +9,6 @@ take and return data. Docker calls go through DockerSpawner's off-loop `self.doc
 
 from __future__ import annotations
 
-import asyncio
 import inspect
 import time
 from datetime import datetime, timezone
@@ -18,7 +17,8 @@ import docker.errors
 from dockerspawner import DockerSpawner
 from traitlets import TraitError, default, validate
 
-from . import docker_objects, errors, option_hooks, ownership
+from . import docker_objects, errors, option_hooks, owned_objects, ownership
+from .engine_reads import EngineReads, docker_reads
 from .form import SiteLimits, spawn_form
 from .gpu_host import GpuHost
 from .gpus import Gpu, GpuAllocationError, GpuQuotaExceeded, plural
@@ -39,6 +39,8 @@ from .user_options import Choice, UserOptionsError, validate_user_options
 
 class CUDADockerSpawner(SiteConfig, DockerSpawner):
     """A DockerSpawner for GPU notebooks; see docs/ for the whole picture."""
+
+    _inspect_own = "inspect_container"  # the Docker call that inspects what a server runs in
 
     @default("move_certs_image")
     def _default_move_certs_image(self) -> str:
@@ -114,29 +116,9 @@ class CUDADockerSpawner(SiteConfig, DockerSpawner):
             return self._image_set[0]
         return self.image
 
-    async def _list_containers(self, filters: dict) -> list[dict]:
-        return await self.docker("containers", filters=filters)
-
-    async def _inspect_container(self, container_id: str) -> dict:
-        return await self.docker("inspect_container", container_id)
-
-    async def _engine_info(self) -> dict:
-        return await self.docker("info")
-
-    async def _container_events(self, since: float, until: float) -> list[dict]:
-        """The engine's container events between two times (a stream that ends at `until`)."""
-
-        def stamp(t: float) -> str:
-            # The engine reads "seconds.nanoseconds"; a float's digits would be nanoseconds.
-            return f"{int(t)}.{int(t % 1 * 1e9):09d}"
-
-        def read() -> list[dict]:
-            stream = self.client.events(
-                since=stamp(since), until=stamp(until), filters={"type": "container"}, decode=True
-            )
-            return list(stream)
-
-        return await asyncio.get_running_loop().run_in_executor(self.executor, read)
+    @property
+    def _engine(self) -> EngineReads:
+        return docker_reads(self.docker, self.client, self.executor)
 
     async def _visible_profiles(self) -> list[Profile]:
         raw = await self._evaluated(self.profiles)
@@ -158,12 +140,7 @@ class CUDADockerSpawner(SiteConfig, DockerSpawner):
         return spawn_form(
             visible,
             self.user_options,
-            free=await host.free_count(
-                self._list_containers,
-                self._inspect_container,
-                self._engine_info,
-                self._container_events,
-            ),
+            free=await host.free_count(self._engine),
             total=host.total,
             images=self._get_allowed_images(),
             site=SiteLimits(self.mem_limit, self.cpu_limit),
@@ -241,14 +218,7 @@ class CUDADockerSpawner(SiteConfig, DockerSpawner):
         host = await self.gpu_host()
         try:
             gpus = await host.reserve(
-                self.server_key,
-                self.user.name,
-                self._group_names(),
-                count,
-                self._list_containers,
-                self._inspect_container,
-                self._engine_info,
-                self._container_events,
+                self.server_key, self.user.name, self._group_names(), count, self._engine
             )
         except GpuAllocationError as e:
             reason = "gpu_quota" if isinstance(e, GpuQuotaExceeded) else "no_free_gpu"
@@ -350,36 +320,15 @@ class CUDADockerSpawner(SiteConfig, DockerSpawner):
         return obj
 
     async def _refuse_foreign_container(self) -> None:
-        try:
-            obj = await self.docker("inspect_container", self.object_name)
-        except docker.errors.NotFound:
-            return
-        labels = (obj.get("Config") or {}).get("Labels")
-        if ownership.is_ours(labels, self.hub_id):
-            return
-        for_user, for_admin = ownership.foreign_container(self.object_name, labels)
-        self.log.error("%s", for_admin)
-        self.object_id = ""  # never remove it as "a failed start's container"
-        raise errors.user_error(409, for_user)
+        refusal = await owned_objects.foreign_refusal(
+            self.docker, self._inspect_own, self.object_name, self.hub_id, self.log
+        )
+        if refusal is not None:
+            self.object_id = ""  # never remove it as "a failed start's container"
+            raise refusal
 
     async def _ensure_volume(self, name: str) -> None:
-        """Create a named volume with this hub's label, or check that an existing one is ours.
-
-        A volume labelled by another hub is refused. One without any hub label predates
-        ownership labels (or was made by hand) and is used as it is: it is how an upgraded
-        deployment keeps its users' homes.
-        """
-        try:
-            vol = await self.docker("inspect_volume", name)
-        except docker.errors.NotFound:
-            labels = {ownership.HUB_LABEL: self.hub_id, "org.cudaspawner.user": self.user.name}
-            await self.docker("create_volume", name, labels=labels)
-            return
-        labels = vol.get("Labels") or {}
-        if ownership.owner_of(labels) and not ownership.is_ours(labels, self.hub_id):
-            for_user, for_admin = ownership.foreign_volume(name, labels)
-            self.log.error("%s", for_admin)
-            raise errors.user_error(409, for_user)
+        await owned_objects.ensure_volume(self.docker, name, self.hub_id, self.user.name, self.log)
 
     async def _ensure_volumes(self, plan: StartPlan) -> None:
         """The plan's named volumes (not bind mounts), made with this hub's label."""

@@ -17,22 +17,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Iterable
 
+from .engine_reads import ContainerLister, EngineReads, EventReader, Inspector
 from .gpu_claims import GpuClaim, container_claim, resolve
 from .gpu_inventory import load_inventory
 from .gpus import Gpu, GpuAllocator
 from .labels import GPUS_LABEL, holding_from_labels
 from .ownership import is_ours
 
-# Lists containers for a docker-py style `filters` dict (the spawner's off-loop Docker call).
-ContainerLister = Callable[[dict], Awaitable[list[dict]]]
-# docker inspect of one container by id (raises when it is gone).
-Inspector = Callable[[str], Awaitable[dict]]
-# docker info of the engine.
-EngineInfo = Callable[[], Awaitable[dict]]
-# Container events of the engine between two times (seconds since the epoch), in order.
-EventReader = Callable[[float, float], Awaitable[list[dict]]]
 ACTIVE = ["running", "paused", "restarting"]  # states in which a container keeps its GPUs
 # Event actions after which a container runs / no longer holds anything.
 _STARTED = {"start", "restart", "unpause"}
@@ -66,18 +59,13 @@ class OutsideGpus:
         """This hub's container (without a hub id: any container with cudaspawner's GPU label)."""
         return is_ours(labels, self.hub_id) if self.hub_id else GPUS_LABEL in labels
 
-    async def held(
-        self,
-        containers: ContainerLister,
-        inspect: Inspector,
-        info: EngineInfo | None,
-        inventory: list[Gpu],
-        events: EventReader | None = None,
-    ) -> dict[str, str]:
+    async def held(self, engine: EngineReads, inventory: list[Gpu]) -> dict[str, str]:
         """gpu id -> the name of the outside container holding it, as the engine says now."""
+        assert engine.inspect is not None
         if self._default_runtime is None:
-            self._default_runtime = ((await info()) if info else {}).get("DefaultRuntime") or ""
-        running = await self._running_now(containers, events)
+            info = (await engine.info()) if engine.info else {}
+            self._default_runtime = info.get("DefaultRuntime") or ""
+        running = await self._running_now(engine.containers, engine.events)
         others = [
             {"Id": i, "Labels": labels}
             for i, labels in running.items()
@@ -85,7 +73,7 @@ class OutsideGpus:
         ]
         new = [c["Id"] for c in others if c["Id"] not in self._claims]
         if new:
-            found = await asyncio.gather(*(self._claim(inspect, i) for i in new))
+            found = await asyncio.gather(*(self._claim(engine.inspect, i) for i in new))
             self._claims.update(
                 (i, claim) for i, claim in zip(new, found, strict=True) if claim != "retry"
             )
@@ -228,17 +216,11 @@ class GpuHost:
         self._rebuilt = True
         self.log.info("GPU table rebuilt from %d running containers", len(found))
 
-    async def _see_outside(
-        self,
-        containers: ContainerLister,
-        inspect: Inspector | None,
-        info: EngineInfo | None,
-        events: EventReader | None = None,
-    ) -> None:
+    async def _see_outside(self, engine: EngineReads) -> None:
         """Mark the GPUs that containers this hub did not start hold (under the lock)."""
-        if inspect is None or not self.inventory:
+        if engine.inspect is None or not self.inventory:
             return
-        held = await self.outside.held(containers, inspect, info, self.inventory, events)
+        held = await self.outside.held(engine, self.inventory)
         before = self.allocator.outside()
         if held != before:
             for gpu_id, name in held.items():
@@ -248,13 +230,7 @@ class GpuHost:
                 self.log.info("GPU %s is no longer held outside the hub", gpu_id)
         self.allocator.set_outside(held)
 
-    async def free_count(
-        self,
-        containers: ContainerLister,
-        inspect: Inspector | None = None,
-        info: EngineInfo | None = None,
-        events: EventReader | None = None,
-    ) -> int | None:
+    async def free_count(self, engine: EngineReads) -> int | None:
         """GPUs free right now (the table rebuilt first when needed); None when unknown.
 
         The spawn form must still open when the engine cannot be asked (it may be back by
@@ -262,8 +238,8 @@ class GpuHost:
         """
         try:
             async with self.allocator.lock:
-                await self._ensure_rebuilt(containers)
-                await self._see_outside(containers, inspect, info, events)
+                await self._ensure_rebuilt(engine.containers)
+                await self._see_outside(engine)
                 return self.allocator.free_count()
         except Exception as e:
             self.log.warning("Could not read GPU assignments: %s", e)
@@ -275,16 +251,13 @@ class GpuHost:
         user: str,
         groups: Iterable[str],
         count: int,
-        containers: ContainerLister,
-        inspect: Inspector | None = None,
-        info: EngineInfo | None = None,
-        events: EventReader | None = None,
+        engine: EngineReads,
     ) -> tuple[Gpu, ...]:
         """GPUs for one server; raises `gpus.GpuAllocationError` with a sentence for the user.
 
-        With `inspect`, GPUs held by running containers this hub did not start are taken.
+        With `engine.inspect`, GPUs held by running containers this hub did not start are taken.
         """
         async with self.allocator.lock:
-            await self._ensure_rebuilt(containers)
-            await self._see_outside(containers, inspect, info, events)
+            await self._ensure_rebuilt(engine.containers)
+            await self._see_outside(engine)
             return self.allocator.reserve(server_key, user, list(groups), count)

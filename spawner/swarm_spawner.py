@@ -18,7 +18,6 @@ import asyncio
 from dataclasses import replace
 from datetime import datetime, timezone
 
-import docker.errors
 from dockerspawner import SwarmSpawner
 from traitlets import Dict, Integer, List, Tuple, Unicode, default
 
@@ -50,12 +49,14 @@ class ClusterGpuView:
     def total(self) -> int:
         return self.cap.total if self.cap else 0
 
-    async def free_count(self, *_listers: object) -> int | None:
+    async def free_count(self, _engine: object = None) -> int | None:
         return self.cap.free if self.cap else None  # None: unknown, nothing disabled
 
 
 class CUDASwarmSpawner(CUDADockerSpawner, SwarmSpawner):
     """CUDADockerSpawner's profiles and GPU rules, run as Swarm services (docs/swarm.md)."""
+
+    _inspect_own = "inspect_service"  # a server is a service: another hub's is refused
 
     placement_constraints = List(
         Unicode(),
@@ -163,20 +164,6 @@ class CUDASwarmSpawner(CUDADockerSpawner, SwarmSpawner):
             self.object_id = ""
             return None
         return obj
-
-    async def _refuse_foreign_container(self) -> None:
-        """A service of this name made by another hub or by hand is refused, never removed."""
-        try:
-            obj = await self.docker("inspect_service", self.object_name)
-        except docker.errors.NotFound:
-            return
-        labels = (obj.get("Spec") or {}).get("Labels")
-        if ownership.is_ours(labels, self.hub_id):
-            return
-        for_user, for_admin = ownership.foreign_container(self.object_name, labels)
-        self.log.error("%s", for_admin)
-        self.object_id = ""
-        raise errors.user_error(409, for_user)
 
     # --- GPUs: checked here, assigned by Swarm --------------------------------------------
     async def _reserve_gpus(self, count: int) -> tuple:

@@ -12,6 +12,7 @@ import time
 import pytest
 
 from spawner import errors
+from spawner.engine_reads import EngineReads
 from spawner.gpu_host import GpuHost
 from spawner.gpus import Gpu, GpuAllocator, GpuUnavailable
 from spawner.internal_ssl import AddressPlanner, is_address_taken, pick_free_address
@@ -47,6 +48,9 @@ class FakeEngine:
     async def info(self) -> dict:
         return {"DefaultRuntime": "runc"}
 
+    def reads(self) -> EngineReads:
+        return EngineReads(self.containers, self.inspect, self.info)
+
 
 def gpus_request(*ids: str) -> dict:
     return {"HostConfig": {"DeviceRequests": [{"DeviceIDs": list(ids), "Capabilities": [["gpu"]]}]}}
@@ -66,7 +70,7 @@ def host():
 
 
 async def reserve(host: GpuHost, engine: FakeEngine, user: str, count: int = 1):
-    return await host.reserve(user, user, [], count, engine.containers, engine.inspect, engine.info)
+    return await host.reserve(user, user, [], count, engine.reads())
 
 
 async def test_a_gpu_held_by_an_outside_container_is_never_assigned_then_freed(host):
@@ -86,7 +90,7 @@ async def test_another_hubs_server_and_the_nvidia_runtime_count_as_outside(host)
     other_hub = {HUB_LABEL: "hub-staging", "org.cudaspawner.gpus": "GPU-b"}
     engine.run("jupyter-alice", other_hub, nvidia_env("GPU-b"))
     engine.run("runtime-job", {}, nvidia_env("0"))
-    assert await host.free_count(engine.containers, engine.inspect, engine.info) == 0
+    assert await host.free_count(engine.reads()) == 0
     # The other hub's labels are not rebuilt into this hub's table as our own alice.
     assert host.allocator.holdings() == {}
 
@@ -95,7 +99,7 @@ async def test_our_own_containers_are_not_outside(host):
     engine = FakeEngine()
     await reserve(host, engine, "alice")
     engine.run("jupyter-alice", {**OURS, "org.cudaspawner.gpus": "GPU-a"}, gpus_request("GPU-a"))
-    assert await host.free_count(engine.containers, engine.inspect, engine.info) == 1
+    assert await host.free_count(engine.reads()) == 1
     assert engine.inspects == 0
 
 
@@ -168,7 +172,9 @@ async def test_with_events_the_engine_is_listed_once_and_kept_current_by_events(
         )
 
     async def free() -> int:
-        return await host.free_count(engine.containers, engine.inspect, engine.info, events)
+        return await host.free_count(
+            EngineReads(engine.containers, engine.inspect, engine.info, events)
+        )
 
     assert await free() == 2
     engine.run("job", {}, gpus_request("0"))

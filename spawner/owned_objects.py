@@ -1,0 +1,63 @@
+"""This hub's containers, services and volumes on a shared engine: checked before use.
+
+The I/O half of `ownership` (which decides from labels alone): one inspect of the object by
+name, and a sentence for the user when it is another owner's. Nothing here removes,
+stops or changes an object that is not this hub's.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+
+from docker.errors import NotFound
+from tornado.web import HTTPError
+
+from . import errors, ownership
+
+# DockerSpawner's off-loop call: docker(method name, *args, **kwargs).
+DockerCall = Callable[..., Awaitable]
+
+
+def _labels(obj: dict) -> dict | None:
+    # A container keeps its labels in Config, a Swarm service in Spec.
+    return (obj.get("Config") or obj.get("Spec") or {}).get("Labels")
+
+
+async def foreign_refusal(
+    docker: DockerCall, inspect: str, name: str, hub_id: str, log: logging.Logger
+) -> HTTPError | None:
+    """A 409 for the user when a container (or service: `inspect`) of `name` exists and is
+    not this hub's; None when there is none or it is ours. The admin's sentence is logged."""
+    try:
+        obj = await docker(inspect, name)
+    except NotFound:
+        return None
+    labels = _labels(obj)
+    if ownership.is_ours(labels, hub_id):
+        return None
+    for_user, for_admin = ownership.foreign_container(name, labels)
+    log.error("%s", for_admin)
+    return errors.user_error(409, for_user)
+
+
+async def ensure_volume(
+    docker: DockerCall, name: str, hub_id: str, user: str, log: logging.Logger
+) -> None:
+    """Create a named volume with this hub's label, or check that an existing one is ours.
+
+    A volume labelled by another hub is refused (409). One without any hub label predates
+    ownership labels (or was made by hand) and is used as it is: it is how an upgraded
+    deployment keeps its users' homes.
+    """
+    try:
+        vol = await docker("inspect_volume", name)
+    except NotFound:
+        labels = {ownership.HUB_LABEL: hub_id, "org.cudaspawner.user": user}
+        await docker("create_volume", name, labels=labels)
+        return
+    labels = vol.get("Labels") or {}
+    if ownership.owner_of(labels) and not ownership.is_ours(labels, hub_id):
+        for_user, for_admin = ownership.foreign_volume(name, labels)
+        log.error("%s", for_admin)
+        raise errors.user_error(409, for_user)

@@ -1,0 +1,90 @@
+"""Objects on a shared engine: another owner's container, service or volume is refused with a
+sentence and left as it is; ours and missing ones go ahead. The engine is a fake recording
+every call (the real-engine proof: tests/integration/test_shared_engine.py)."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+from docker.errors import NotFound
+
+from spawner.owned_objects import ensure_volume, foreign_refusal
+from spawner.ownership import HUB_LABEL
+
+LOG = logging.getLogger("test")
+
+
+class FakeEngine:
+    def __init__(self, objects: dict[str, dict]) -> None:
+        self.objects = objects
+        self.calls: list[tuple] = []
+
+    async def __call__(self, method: str, *args, **kwargs):
+        self.calls.append((method, *args))
+        if method.startswith("inspect_"):
+            if args[0] not in self.objects:
+                raise NotFound(f"no such object: {args[0]}")
+            return self.objects[args[0]]
+        if method == "create_volume":
+            self.objects[args[0]] = {"Labels": kwargs["labels"]}
+            return self.objects[args[0]]
+        raise AssertionError(f"unexpected Docker call {method}")
+
+
+@pytest.mark.parametrize(
+    "inspect, obj",
+    [
+        ("inspect_container", {"Config": {"Labels": {HUB_LABEL: "hub-staging"}}}),
+        ("inspect_service", {"Spec": {"Labels": {HUB_LABEL: "hub-staging"}}}),
+        ("inspect_container", {"Config": {"Labels": {}}}),  # an admin's docker run
+    ],
+)
+async def test_another_owners_container_or_service_is_refused_with_its_name(inspect, obj, caplog):
+    engine = FakeEngine({"jupyter-alice": obj})
+    refusal = await foreign_refusal(engine, inspect, "jupyter-alice", "hub-me", LOG)
+    assert refusal is not None and refusal.status_code == 409
+    assert "jupyter-alice" in refusal.jupyterhub_message
+    assert "left untouched" in refusal.jupyterhub_message
+    assert "docker rm -f jupyter-alice" in caplog.text  # the admin is told what to do
+    assert engine.calls == [(inspect, "jupyter-alice")]  # looked at, nothing else
+
+
+@pytest.mark.parametrize(
+    "inspect, objects",
+    [
+        ("inspect_container", {"jupyter-alice": {"Config": {"Labels": {HUB_LABEL: "hub-me"}}}}),
+        ("inspect_service", {"jupyter-alice": {"Spec": {"Labels": {HUB_LABEL: "hub-me"}}}}),
+        ("inspect_container", {}),
+    ],
+)
+async def test_our_own_or_no_object_goes_ahead(inspect, objects):
+    assert (
+        await foreign_refusal(FakeEngine(objects), inspect, "jupyter-alice", "hub-me", LOG) is None
+    )
+
+
+async def test_a_missing_volume_is_made_with_this_hubs_label():
+    engine = FakeEngine({})
+    await ensure_volume(engine, "jupyterhub-user-alice", "hub-me", "alice", LOG)
+    assert engine.objects["jupyterhub-user-alice"]["Labels"] == {
+        HUB_LABEL: "hub-me",
+        "org.cudaspawner.user": "alice",
+    }
+
+
+async def test_another_hubs_volume_is_refused_and_left_alone():
+    theirs = {"Labels": {HUB_LABEL: "hub-staging"}}
+    engine = FakeEngine({"jupyterhub-user-alice": theirs})
+    with pytest.raises(Exception) as refused:
+        await ensure_volume(engine, "jupyterhub-user-alice", "hub-me", "alice", LOG)
+    assert refused.value.status_code == 409
+    assert "belongs to another hub" in refused.value.jupyterhub_message
+    assert [c[0] for c in engine.calls] == ["inspect_volume"]
+    assert engine.objects["jupyterhub-user-alice"] is theirs
+
+
+async def test_an_unlabelled_volume_is_used_as_it_is():
+    engine = FakeEngine({"jupyterhub-user-alice": {"Labels": None}})
+    await ensure_volume(engine, "jupyterhub-user-alice", "hub-me", "alice", LOG)
+    assert [c[0] for c in engine.calls] == ["inspect_volume"]
