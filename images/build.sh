@@ -121,6 +121,14 @@ fill_cpu_wheelhouse() {
     die "$(basename "$torch") is a CUDA build of torch, not a CPU one (it requires nvidia-*" \
       "packages). Give CPU_TORCH_INDEX a reachable CPU index, or put a +cpu wheel in $wh."
   fi
+  # A site may hand in the torch wheel alone; the image's pip reads nothing but this folder,
+  # so torch's dependencies are fetched once (from pip's configured index) if any is missing.
+  if ! "$PYTHON" -m pip install -q --dry-run --ignore-installed --no-index --find-links "$wh" \
+    "torch==$CPU_TORCH_VERSION" >/dev/null 2>&1; then
+    log "adding torch's dependencies to $wh"
+    "$PYTHON" -m pip download -q -d "$wh" --find-links "$wh" "torch==$CPU_TORCH_VERSION" \
+      || die "$wh holds torch but not all its dependencies, and they cannot be downloaded here."
+  fi
 }
 
 fill_cuda_wheelhouse() {
