@@ -1,0 +1,159 @@
+"""One SSH connection to the gateway: who logs in with which key, and what may be opened.
+
+asyncssh calls these per connection; the sessions themselves are the `Gateway`'s.
+Public keys only (read afresh from the key store on every attempt), and forwarding only to
+loopback ports, which the gateway then reaches inside the user's own container.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import asyncssh
+from asyncssh.constants import EXTENDED_DATA_STDERR
+
+from .keys import StoredKey, fingerprint
+
+if TYPE_CHECKING:  # the gateway makes one of these per connection and is handed to it
+    from .gateway import Gateway
+
+log = logging.getLogger("cudaspawner.ssh")
+
+# Names that mean "this container itself" in `ssh -L local:HOST:port`.
+LOOPBACK_NAMES = {"localhost", "127.0.0.1", "::1", "ip6-localhost"}
+
+
+@dataclass
+class Login:
+    """One SSH connection: who, with which key, from where."""
+
+    peer: str
+    user: str = ""
+    key: StoredKey | None = None
+    started: float = field(default_factory=time.time)
+    refused: list[str] = field(default_factory=list)  # "user fingerprint" tried and refused
+    activity_task: asyncio.Task | None = None
+
+
+class ContainerSession(asyncssh.SSHServerProcess):
+    """A session whose `sftp` subsystem runs in the container, not in asyncssh.
+
+    asyncssh serves `sftp` itself (on the gateway's own files) or refuses it; here it is
+    handed to the gateway like a shell or a command, which runs the container's
+    sftp-server as the user. This leans on asyncssh's session internals (2.14 .. 2.x).
+    """
+
+    def subsystem_requested(self, subsystem: str) -> bool:
+        return subsystem == "sftp"
+
+    def session_started(self) -> None:
+        chan = self._chan
+        stdin = asyncssh.SSHReader(self, chan)
+        stdout = asyncssh.SSHWriter(self, chan)
+        stderr = asyncssh.SSHWriter(self, chan, EXTENDED_DATA_STDERR)
+        handler = self._session_factory(stdin, stdout, stderr)
+        if inspect.isawaitable(handler):
+            self._conn.create_task(handler, stdin.logger)
+
+
+class SSHConnection(asyncssh.SSHServer):
+    """Per connection: authentication and what may be forwarded."""
+
+    def __init__(self, gateway: Gateway) -> None:
+        self.gateway = gateway
+        self.login: Login | None = None
+        self.conn: asyncssh.SSHServerConnection | None = None
+        self.accepted: dict[str, StoredKey] = {}
+
+    def connection_made(self, conn: asyncssh.SSHServerConnection) -> None:
+        self.conn = conn
+        peer = conn.get_extra_info("peername") or ("?", 0)
+        self.login = Login(peer=f"{peer[0]}:{peer[1]}")
+        self.gateway.logins[conn] = self.login
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.conn is not None:
+            self.gateway.logins.pop(self.conn, None)
+        login = self.login
+        if login and login.activity_task:
+            login.activity_task.cancel()
+        if login and login.key:
+            self.gateway.record("logout", login, started=login.started, ended=time.time())
+        elif login and login.refused:
+            # Who tried which keys from where: an admin looking for an attack finds it here.
+            self.gateway.record("refused", login, tried=login.refused[-5:], ended=time.time())
+
+    def begin_auth(self, username: str) -> bool:
+        return True  # always authenticate; never say whether a user exists
+
+    def password_auth_supported(self) -> bool:
+        return False
+
+    def kbdint_auth_supported(self) -> bool:
+        return False
+
+    def host_based_auth_supported(self) -> bool:
+        return False
+
+    def public_key_auth_supported(self) -> bool:
+        return True
+
+    def validate_public_key(self, username: str, key: asyncssh.SSHKey) -> bool:
+        # Read afresh on every attempt: a key removed on the page is refused at once.
+        stored = self.gateway.store.find(username, key)
+        if stored is not None:
+            # asyncssh asks again for the key that is then signed with, so the last key
+            # accepted for a name is the one that logged in.
+            self.accepted[username] = stored
+        elif self.login is not None:
+            self.login.refused.append(f"{username} {fingerprint(key)}")
+        return stored is not None
+
+    def auth_completed(self) -> None:
+        login, conn = self.login, self.conn
+        if login is None or conn is None:
+            return
+        login.user = conn.get_extra_info("username")
+        login.key = self.accepted.get(login.user)
+        if login.key is None:  # cannot happen with public keys only; never run unattributed
+            conn.close()
+            return
+        self.gateway.record("login", login, started=login.started)
+        login.activity_task = asyncio.ensure_future(self.gateway.keep_active(login))
+
+    def session_requested(self) -> asyncssh.SSHServerSession:
+        return ContainerSession(self.gateway.session, None, 0, False)
+
+    def connection_requested(self, dest_host: str, dest_port: int, orig_host: str, orig_port: int):
+        if dest_host.strip("[]").lower() not in LOOPBACK_NAMES or not 0 < dest_port < 65536:
+            log.warning(
+                "ssh forward refused: user=%s to %s:%s",
+                self.login and self.login.user,
+                dest_host,
+                dest_port,
+            )
+            raise asyncssh.ChannelOpenError(
+                asyncssh.OPEN_ADMINISTRATIVELY_PROHIBITED,
+                "Only ports inside your own server can be forwarded: use localhost:PORT.",
+            )
+        login = self.login
+        assert login is not None
+
+        async def handler(reader: asyncssh.SSHReader, writer: asyncssh.SSHWriter) -> None:
+            await self.gateway.forward(login, dest_port, reader, writer)
+
+        return handler
+
+    def server_requested(self, listen_host: str, listen_port: int):
+        return False  # remote forwarding would open a port on the gateway host
+
+    def unix_connection_requested(self, dest_path: str):
+        return False
+
+    def unix_server_requested(self, listen_path: str):
+        return False
