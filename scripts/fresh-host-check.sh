@@ -209,8 +209,15 @@ mount -t sysfs sysfs "\$root/sys"   # a fresh sysfs: this namespace's network de
 mount --rbind /sys/fs/cgroup "\$root/sys/fs/cgroup"  # else dockerd: "Devices cgroup isn't mounted"
 mount --rbind /dev "\$root/dev"
 mount -t tmpfs -o mode=755 tmpfs "\$root/run"
+# The bare root becomes this namespace's "/" (pivot_root, not chroot), as on a real host.
+# With a chroot, the namespace's root stays this machine's "/": \`docker exec\` joins a
+# container's mount namespace at that root, not at the container's, and fails ("chdir to cwd
+# ... no such file or directory"). This machine's tree is then detached from the namespace.
+mkdir -p "\$root/.host"
+cd "\$root" && pivot_root . .host && cd / || exit 1
+umount -l /.host && rmdir /.host
 in_root() {
-  chroot "\$root" /usr/bin/env -i HOME=/root USER=root LOGNAME=root SHELL=/bin/bash TERM=dumb \\
+  /usr/bin/env -i HOME=/root USER=root LOGNAME=root SHELL=/bin/bash TERM=dumb \\
     LANG=C.UTF-8 HOSTNAME=fresh-bookworm PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \\
     ${FHC_CPU_IMAGE_ONLY:+CUDASPAWNER_IMAGES=cpu} \\
     bash -c "cd /root/cudaspawner && \$1"
