@@ -3,11 +3,12 @@
 # on a bare Debian bookworm, and each step's time. Run it before resolving a set-up change.
 # Not part of CI: it installs everything from the registries and builds the images (tens of minutes).
 #
-# The "host" is a chroot of the project's own Debian base (debootstrap of images/base/packages.txt)
-# entered with unshare (own mount, UTS and PID namespaces) inside its own network namespace, which
+# The "host" is the project's own Debian base (debootstrap of images/base/packages.txt), made
+# the root of its own mount, UTS and PID namespaces (unshare, then pivot_root: not a chroot, so
+# that `docker exec` finds containers as on a real host) inside its own network namespace, which
 # reaches the package registries through this machine (veth pair + MASQUERADE). Its Docker engine
 # is the one up.sh installs there, with its own data root, exec root, socket and pid file (all
-# inside the chroot) and its own cgroup parent. Nothing of this machine goes in: no packages,
+# inside the bare root) and its own cgroup parent. Nothing of this machine goes in: no packages,
 # wheels, Node, pip configuration or environment variables; only the project's committed tree
 # (git archive), DNS servers, and the CA certificates this machine trusts beyond Debian's own set
 # (HTTPS here is re-signed by a proxy; a host on this network would have that CA in its store too).
@@ -46,7 +47,7 @@ TAG="cudaspawner-fhc"  # iptables comment: the rules this script added, and only
 log() { printf '\033[1m[fresh-host]\033[0m %s\n' "$*" >&2; }
 die() { log "$*"; exit 1; }
 
-[ "$(id -u)" = 0 ] || die "Run this as root: it creates a chroot, a network namespace and NAT rules."
+[ "$(id -u)" = 0 ] || die "Run this as root: it creates a root file system, a network namespace and NAT rules."
 for tool in debootstrap unshare nsenter ip iptables git python3; do
   command -v "$tool" >/dev/null || die "$tool is missing on this machine (apt-get install it)."
 done
