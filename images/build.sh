@@ -57,14 +57,6 @@ export DOCKER_BUILDKIT=0  # the engine here has no BuildKit; the classic builder
 log() { printf '[images] %s\n' "$*" >&2; }
 die() { log "$*"; exit 1; }
 
-mirror() {
-  if [ -n "${DEBIAN_MIRROR:-}" ]; then echo "$DEBIAN_MIRROR"; return; fi
-  local uri
-  uri=$(grep -hsE '^URIs:' /etc/apt/sources.list.d/*.sources | awk '{print $2}' | grep -v security | head -1)
-  [ -n "$uri" ] || uri=$(grep -hsE '^deb ' /etc/apt/sources.list | awk '{print $2}' | head -1)
-  echo "${uri:-http://deb.debian.org/debian}"
-}
-
 current_hash() { docker image inspect -f "{{ index .Config.Labels \"$LABEL\" }}" "$1" 2>/dev/null || true; }
 
 up_to_date() {  # image hash
@@ -73,7 +65,7 @@ up_to_date() {  # image hash
 
 build_base() {
   local m h
-  m=$(mirror)
+  m=$("$here/debian-mirror.sh")
   h=$(printf 'bookworm minbase %s %s' "$m" "$(cat "$here/base/packages.txt")" | sha256sum | cut -c1-16)
   if up_to_date "$BASE_IMAGE" "$h"; then log "$BASE_IMAGE is up to date"; return; fi
   command -v debootstrap >/dev/null || die "debootstrap is missing: apt-get install -y debootstrap"
