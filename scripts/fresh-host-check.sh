@@ -52,14 +52,6 @@ for tool in debootstrap unshare nsenter ip iptables git python3; do
   command -v "$tool" >/dev/null || die "$tool is missing on this machine (apt-get install it)."
 done
 
-mirror() {
-  if [ -n "${DEBIAN_MIRROR:-}" ]; then echo "$DEBIAN_MIRROR"; return; fi
-  local uri
-  uri=$(grep -hsE '^URIs:' /etc/apt/sources.list.d/*.sources | awk '{print $2}' | grep -v security | head -1)
-  [ -n "$uri" ] || uri=$(grep -hsE '^deb ' /etc/apt/sources.list | awk '{print $2}' | head -1)
-  echo "${uri:-http://deb.debian.org/debian}"
-}
-
 # --- tear-down: everything below is undone here, whatever happened ---------------------------
 inner_pid=
 reported=
@@ -119,7 +111,7 @@ timed() {  # name command...: run, log, record its time
 # --- 1. a bare bookworm from the project's own base ---------------------------------------
 make_root() {
   local m h
-  m=$(mirror)
+  m=$("$repo/images/debian-mirror.sh")
   # The debootstrap result is kept (pristine, as a tar) for the next run with the same inputs.
   h=$(printf 'bookworm minbase %s %s' "$m" "$(cat "$repo/images/base/packages.txt")" | sha256sum | cut -c1-16)
   if [ -f "$FHC_DIR.base-$h.tar" ]; then

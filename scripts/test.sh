@@ -5,8 +5,10 @@
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
-# chromium: the browser tests; openssh-client: the SSH gateway's tests use the real client.
-ensure_system_packages chromium openssh-client
+# chromium: the browser tests; libatomic1: Playwright's own Node driver links it (a bare
+# bookworm lacks it); openssh-client: the SSH gateway's tests use the real client; iproute2:
+# the Swarm tests give each extra engine a network namespace (`ip netns`, veth).
+ensure_system_packages chromium libatomic1 openssh-client iproute2
 trap stop_started_dockerd EXIT
 ensure_dockerd --add-runtime nvidia=runc
 ensure_proxy
