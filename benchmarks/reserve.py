@@ -72,7 +72,7 @@ async def measure(
     async def call(method: str, *args, **kwargs):  # as DockerSpawner.docker(...)
         return await loop.run_in_executor(executor, lambda: getattr(api, method)(*args, **kwargs))
 
-    reads = docker_reads(call, api, executor)
+    reads = docker_reads(call, lambda: api, executor)
 
     log = logging.getLogger("bench")
     inventory = [Gpu(i, str(i)) for i in range(gpus)]

@@ -118,7 +118,7 @@ class CUDADockerSpawner(SiteConfig, DockerSpawner):
 
     @property
     def _engine(self) -> EngineReads:
-        return docker_reads(self.docker, self.client, self.executor)
+        return docker_reads(self.docker, lambda: self.client, self.executor)
 
     async def _visible_profiles(self) -> list[Profile]:
         raw = await self._evaluated(self.profiles)

@@ -43,9 +43,14 @@ def event_stamp(t: float) -> str:
 
 
 def docker_reads(
-    docker: Callable[..., Awaitable], client: object, executor: Executor
+    docker: Callable[..., Awaitable], client: Callable[[], object], executor: Executor
 ) -> EngineReads:
-    """EngineReads over DockerSpawner's `docker(method, *args)` and its docker-py client."""
+    """EngineReads over DockerSpawner's `docker(method, *args)` and its docker-py client.
+
+    `client` is called in the worker thread, never on the hub's event loop: DockerSpawner
+    makes its client on first use, which asks the engine for its API version (and raises
+    when the engine is down).
+    """
 
     async def containers(filters: dict) -> list[dict]:
         return await docker("containers", filters=filters)
@@ -59,7 +64,7 @@ def docker_reads(
     async def events(since: float, until: float) -> list[dict]:
         def read() -> list[dict]:
             # A stream that ends at `until`: read whole, in a thread.
-            stream = client.events(  # type: ignore[attr-defined]
+            stream = client().events(  # type: ignore[attr-defined]
                 since=event_stamp(since),
                 until=event_stamp(until),
                 filters={"type": "container"},

@@ -186,3 +186,35 @@ async def test_with_events_the_engine_is_listed_once_and_kept_current_by_events(
     engine.run("jupyter-x", OURS, gpus_request("GPU-b"))
     assert await free() == 2
     assert host.outside.lists == 1 and engine.lists == 2  # rebuild + one list, then events only
+
+
+async def test_docker_reads_make_the_client_in_a_worker_thread_never_on_the_loop():
+    # DockerSpawner makes its client on first use, asking the engine for its API version: on
+    # the hub's event loop that would block every user, and raise when the engine is down.
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    from spawner.engine_reads import docker_reads
+
+    made_in: list[str] = []
+
+    class Client:
+        def events(self, **kwargs):
+            assert kwargs["since"].count(".") == 1 and len(kwargs["since"].split(".")[1]) == 9
+            return iter([{"Action": "start", "Actor": {"ID": "c1"}}])
+
+    def client() -> Client:
+        made_in.append(threading.current_thread().name)
+        return Client()
+
+    async def docker(method: str, *args, **kwargs):
+        return []
+
+    with ThreadPoolExecutor(1, thread_name_prefix="docker") as executor:
+        reads = docker_reads(docker, client, executor)
+        assert made_in == []  # making the reads asks nothing of the engine
+        assert await reads.containers({}) == []
+        assert await reads.events(time.time() - 1.5, time.time()) == [
+            {"Action": "start", "Actor": {"ID": "c1"}}
+        ]
+    assert made_in and all(name.startswith("docker") for name in made_in)
