@@ -76,6 +76,10 @@ class SwarmNode:
         self.stop()  # a leftover of an interrupted run with the same names is ours to clear
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.data_root.mkdir(parents=True, exist_ok=True)
+        # A configuration of its own: the host's /etc/docker/daemon.json (a GPU host's
+        # runtimes, a site's cgroup-parent or hosts) would clash with the flags below, and
+        # dockerd refuses to start when a setting is given both ways.
+        (self.run_dir / "daemon.json").write_text("{}\n")
         _sh("ip", "netns", "add", self.netns)
         _sh("ip", "link", "add", self.veth_host, "type", "veth", "peer", "name", self.veth_ns)
         _sh("ip", "link", "set", self.veth_ns, "netns", self.netns)
@@ -92,6 +96,7 @@ class SwarmNode:
             _sh("iptables", "-I", "FORWARD", way, self.veth_host, "-j", "ACCEPT",
                 "-m", "comment", "--comment", TAG)  # fmt: skip
         args = [
+            f"--config-file={self.run_dir / 'daemon.json'}",
             f"--data-root={self.data_root}",
             f"--exec-root={self.run_dir / 'exec'}",
             f"--host={self.url}",
