@@ -13,8 +13,11 @@ a prefix of their own and only those are cleaned up or dumped on failure; tests 
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
+import socket
+import struct
 from dataclasses import dataclass
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -86,7 +89,13 @@ def bridge_gateway() -> str:
     """The address containers on Docker's default bridge reach the host at."""
     try:
         net = docker.from_env().networks.get("bridge")
-        return net.attrs["IPAM"]["Config"][0]["Gateway"]
+        config = ((net.attrs.get("IPAM") or {}).get("Config") or [{}])[0]
+        if config.get("Gateway"):
+            return config["Gateway"].split("/")[0]
+        # A fresh engine may leave the gateway out of the default bridge's IPAM (20.10 on a
+        # bare bookworm does): it is the address of the bridge's own interface.
+        options = net.attrs.get("Options") or {}
+        return interface_address(options.get("com.docker.network.bridge.name") or "docker0")
     except Exception as e:  # any engine trouble ends the run with one clear sentence
         raise pytest.UsageError(
             f"Cannot find the gateway of Docker's bridge network ({e}); set HUB_CONNECT_IP "
@@ -271,3 +280,10 @@ def describe_our_containers() -> str:
         return "\n".join(parts) or "(no containers of this run)"
     except docker.errors.DockerException as e:
         return f"(could not read the containers: {e})"
+
+
+def interface_address(name: str) -> str:
+    """The IPv4 address of a network interface (Linux SIOCGIFADDR)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        packed = fcntl.ioctl(s.fileno(), 0x8915, struct.pack("256s", name.encode()[:15]))
+    return socket.inet_ntoa(packed[20:24])
