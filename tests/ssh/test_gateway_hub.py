@@ -61,7 +61,7 @@ def deployment(tmp_path_factory, request):
     ensure_network(client, TEST_NETWORK)
     image = user_image_with_sftp_server(client)
     tmp = tmp_path_factory.mktemp("ssh")
-    port = free_port()
+    port = port_no_hub_rule_accepts(client)
     hub = make_hub(
         tmp,
         GPUS,
@@ -488,3 +488,30 @@ def test_a_users_container_cannot_reach_the_gateway(deployment):
 
     assert reach(int(hub.env["CUDASPAWNER_HUB_PORT"])).startswith("open")
     assert reach(target.port).startswith("closed")
+
+
+def port_no_hub_rule_accepts(client) -> int:
+    """A free port for the gateway that no rule on the shared test network's host chain accepts.
+
+    Every test hub adds an ACCEPT for its own random API port to that chain, and those stay
+    after the hub stops; a gateway drawn on such a port would be reachable from containers
+    for a reason that is not the gateway's (seen once in CI: port 33741).
+    """
+    import re
+    import subprocess
+
+    from spawner.deployment import chain_name
+
+    network = client.networks.get(TEST_NETWORK)
+    bridge = (network.attrs.get("Options") or {}).get(
+        "com.docker.network.bridge.name"
+    ) or f"br-{network.id[:12]}"
+    rules = subprocess.run(
+        ["iptables", "-w", "-S", chain_name(bridge)], capture_output=True, text=True, check=False
+    ).stdout
+    accepted = {int(p) for p in re.findall(r"--dport (\d+) -j ACCEPT", rules)}
+    for _ in range(100):
+        port = free_port()
+        if port not in accepted:
+            return port
+    raise AssertionError("no free port outside the test network's accepted ports")
