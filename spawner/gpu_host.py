@@ -61,7 +61,9 @@ class OutsideGpus:
 
     async def held(self, engine: EngineReads, inventory: list[Gpu]) -> dict[str, str]:
         """gpu id -> the name of the outside container holding it, as the engine says now."""
-        assert engine.inspect is not None
+        inspect = engine.inspect
+        if inspect is None:  # cannot tell what outside containers hold: assume nothing
+            return {}
         if self._default_runtime is None:
             info = (await engine.info()) if engine.info else {}
             self._default_runtime = info.get("DefaultRuntime") or ""
@@ -73,7 +75,7 @@ class OutsideGpus:
         ]
         new = [c["Id"] for c in others if c["Id"] not in self._claims]
         if new:
-            found = await asyncio.gather(*(self._claim(engine.inspect, i) for i in new))
+            found = await asyncio.gather(*(self._claim(inspect, i) for i in new))
             self._claims.update(
                 (i, claim) for i, claim in zip(new, found, strict=True) if claim != "retry"
             )
