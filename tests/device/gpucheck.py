@@ -11,7 +11,10 @@ torch. Steps:
    the sampler records at 5 Hz, to show that it sees the load;
 4. torch's own bfloat16 8192x8192 product timed in this process (CUDA events, median of 10 after
    warm-up), against which the worker's TFLOP/s must be within 10 %;
-5. one summary table. Exit status 0: all good; 1: something failed; 2: no GPU here.
+5. the hub side on the same driver: the inventory the hub reads through NVML (UUIDs and names,
+   the ids its GPU labels carry) against nvidia-smi, and the idle-GPU reclaim's reading (the
+   busiest GPU's utilisation) of the idle card and of the sampler's record of the load;
+6. one summary table. Exit status 0: all good; 1: something failed; 2: no GPU here.
 """
 
 from __future__ import annotations
@@ -201,6 +204,63 @@ def sampler_cost_step(seconds: float) -> tuple[list[Row], int]:
     return [["sampler CPU at 1 Hz", "pass" if share < 0.01 else "fail", detail]], int(share >= 0.01)
 
 
+def hub_inventory_step() -> tuple[list[Row], int]:
+    """The hub's NVML inventory (spawner.gpu_inventory) against nvidia-smi's index, UUID, name."""
+    from spawner.gpu_inventory import inventory_from_nvml
+
+    smi_rows, smi_note = run_nvidia_smi()
+    ours = [(g.index, g.id, g.name) for g in inventory_from_nvml()]
+    if smi_rows is None:
+        return [["hub inventory", "skipped", smi_note]], 0
+    smi = [(r["index"], r["uuid"], r["name"]) for r in smi_rows]
+    ok = ours == smi and bool(ours)
+    detail = f"{len(ours)} GPU(s): " + ", ".join(
+        f"{i} {uuid[:12]} {name}" for i, uuid, name in ours
+    )
+    if not ok:
+        detail += f"; nvidia-smi has {smi}"
+    return [["hub inventory vs nvidia-smi", "pass" if ok else "fail", detail]], int(not ok)
+
+
+def reclaim_rows(idle_status: dict, history: dict) -> tuple[list[Row], int]:
+    """What the reclaim service would read: the idle card as idle, the load as busy."""
+    try:
+        from spawner.services.gpu_reclaim import ReclaimPolicy, busiest
+    except ImportError as e:  # traitlets: the hub's dependency, maybe not in a GPU image
+        return [["reclaim reading", "skipped", f"cannot import the reclaim service: {e}"]], 0
+    threshold = ReclaimPolicy(idle_after=0, warn_for=0).threshold
+    idle = busiest(idle_status["gpus"])
+    steps = max((len(s["t"]) for s in history.values()), default=0)
+    # One look per sample, as the service would take it from the status document.
+    looks = [
+        busiest(
+            {"utilization_gpu": s["utilization_gpu"][i]}
+            for s in history.values()
+            if i < len(s["t"])
+        )
+        for i in range(steps)
+    ]
+    peak = max((v for v in looks if v is not None), default=None)
+    idle_ok = idle is not None and idle < threshold
+    busy_ok = peak is not None and peak >= threshold
+    return [
+        [
+            "reclaim reads the idle card",
+            "pass" if idle_ok else "fail",
+            f"busiest {_pct(idle)} (idle below {threshold:g}%)",
+        ],
+        [
+            "reclaim reads the load",
+            "pass" if busy_ok else "fail",
+            f"peak busiest {_pct(peak)} over {len(looks)} looks",
+        ],
+    ], int(not idle_ok) + int(not busy_ok)
+
+
+def _pct(value: float | None) -> str:
+    return "unreadable" if value is None else f"{value:g}%"
+
+
 def load_rows(history: dict) -> tuple[list[Row], int]:
     """Whether the sampler saw the verification's load on each GPU."""
     rows: list[Row] = []
@@ -215,9 +275,14 @@ def load_rows(history: dict) -> tuple[list[Row], int]:
 
 
 def verification_step(
-    expected: int | None, timeout: float, watch: bool
+    expected: int | None, timeout: float, idle_status: dict | None
 ) -> tuple[list[Row], int, list[dict]]:
-    """Run the full verification (all-reduce even on one GPU) while the sampler watches."""
+    """Run the full verification (all-reduce even on one GPU) while the sampler watches.
+
+    `idle_status` (the status taken before, on the idle card) is None without a GPU: then
+    nothing is watched.
+    """
+    watch = idle_status is not None
     watcher = GpuSampler(NvmlBackend(), interval=0.2, history_seconds=600, environ=os.environ)
     if watch:
         watcher.start()
@@ -237,6 +302,9 @@ def verification_step(
     if watch:
         history = json.loads(watcher.snapshot.json_with_history)["history"]
         more, seen = load_rows(history)
+        rows += more
+        problems += seen
+        more, seen = reclaim_rows(idle_status, history)
         rows += more
         problems += seen
     return rows, problems, checks
@@ -303,11 +371,12 @@ def main(argv: list[str] | None = None) -> int:
     has_gpu = status["state"] == "ok" and bool(status["gpus"])
     summary, comparisons, problems = status_step(status)
     if has_gpu:
-        rows, more = sampler_cost_step(args.cpu_seconds)
-        summary += rows
-        problems += more
+        for rows, more in (hub_inventory_step(), sampler_cost_step(args.cpu_seconds)):
+            summary += rows
+            problems += more
     expected = len(status["gpus"]) if has_gpu else None
-    rows, more, checks = verification_step(expected, args.verify_timeout, watch=has_gpu)
+    idle_status = status if has_gpu else None
+    rows, more, checks = verification_step(expected, args.verify_timeout, idle_status)
     summary += rows
     problems += more
     if has_gpu:

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.device.gpucheck import compare, parse_smi_csv
+from tests.device import gpucheck
+from tests.device.gpucheck import compare, parse_smi_csv, reclaim_rows
 
 REPO = Path(__file__).resolve().parents[2]
 GIB = 1 << 30
@@ -61,6 +62,41 @@ def test_comparison_accepts_drift_and_flags_real_differences():
 def test_gpu_unknown_to_nvidia_smi_is_flagged():
     results = compare({"gpus": [gpu(0, "GPU-zzzz")]}, parse_smi_csv(SMI_OUTPUT))
     assert [(c.field, c.verdict) for c in results] == [("uuid", "DIFFERS")]
+
+
+def _history(*series):
+    return {
+        f"GPU-{i}": {"t": list(range(len(u))), "utilization_gpu": u} for i, u in enumerate(series)
+    }
+
+
+def test_reclaim_reading_sees_the_idle_card_idle_and_the_load_busy():
+    idle = {"gpus": [gpu(0, "GPU-aaaa", utilization_gpu=0), gpu(1, "GPU-bbbb", utilization_gpu=3)]}
+    rows, problems = reclaim_rows(idle, _history([0, 0, 97, 100], [0, None, 1, 0]))
+    assert problems == 0 and [r[1] for r in rows] == ["pass", "pass"]
+    assert "busiest 3%" in rows[0][2] and "peak busiest 100%" in rows[1][2]
+    # A card busy before the load, or a load the readings never showed, is a failure.
+    busy = {"gpus": [gpu(0, "GPU-aaaa", utilization_gpu=40)]}
+    rows, problems = reclaim_rows(busy, _history([0, None, 2]))
+    assert problems == 2 and [r[1] for r in rows] == ["fail", "fail"]
+    # Unreadable utilisation is no reading at all, never "idle".
+    unreadable = {"gpus": [gpu(0, "GPU-aaaa", utilization_gpu=None)]}
+    assert reclaim_rows(unreadable, _history([None]))[1] == 2
+
+
+def test_hub_inventory_is_compared_with_nvidia_smi(monkeypatch):
+    from spawner.gpus import Gpu
+
+    name = "NVIDIA H100 80GB HBM3"
+    smi = parse_smi_csv(SMI_OUTPUT)
+    monkeypatch.setattr(gpucheck, "run_nvidia_smi", lambda: (smi, ""))
+    nvml = [Gpu(index=0, id="GPU-aaaa", name=name), Gpu(index=1, id="GPU-bbbb", name=name)]
+    monkeypatch.setattr("spawner.gpu_inventory.inventory_from_nvml", lambda: nvml)
+    rows, problems = gpucheck.hub_inventory_step()
+    assert problems == 0 and rows[0][1] == "pass" and "2 GPU(s)" in rows[0][2]
+    monkeypatch.setattr("spawner.gpu_inventory.inventory_from_nvml", lambda: nvml[:1])
+    rows, problems = gpucheck.hub_inventory_step()
+    assert problems == 1 and rows[0][1] == "fail" and "GPU-bbbb" in rows[0][2]
 
 
 def run_check(*args):
