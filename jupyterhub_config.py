@@ -7,6 +7,7 @@ likely to change reads an environment variable first (see the README's configura
 section), so the same file serves `scripts/up.sh` and the test suite.
 """
 
+import atexit
 import os
 import secrets
 import socket
@@ -17,11 +18,14 @@ import docker
 
 from spawner.deployment import (
     NetworkProblem,
+    bridge_name,
+    close_host_ports,
     default_limits,
     ensure_network,
     ensure_self_signed_cert,
     parse_cpu_limit,
     parse_mem_limit,
+    port_is_free,
     restrict_host_access,
     secret_file,
     split_names,
@@ -71,6 +75,10 @@ if not gateway:
     except NetworkProblem as e:
         raise SystemExit(f"cudaspawner: {e}") from None
     if _flag("CUDASPAWNER_HOST_FIREWALL", True):
+        # The hub's port is closed again when it exits, unless another hub already serves it.
+        if port_is_free(gateway, hub_port):
+            _bridge = bridge_name(_docker.networks.get(network).attrs)
+            atexit.register(close_host_ports, _bridge, [hub_port])
         _warning = restrict_host_access(_docker, network, [hub_port])
         if _warning:
             print(f"cudaspawner: WARNING: {_warning}", file=sys.stderr, flush=True)

@@ -269,11 +269,17 @@ def host_input_rules(bridge: str, ports: Iterable[int]) -> list[list[str]]:
     chain = chain_name(bridge)
     accept = [
         [chain, "-m", "conntrack", "--ctstate", "ESTABLISHED,RELATED", "-j", "ACCEPT"],
-        *([chain, "-p", "tcp", "--dport", str(int(p)), "-j", "ACCEPT"] for p in ports),
+        *port_rules(bridge, ports),
         [chain, "-p", "udp", "--dport", "53", "-j", "ACCEPT"],
         [chain, "-p", "tcp", "--dport", "53", "-j", "ACCEPT"],
     ]
     return [["INPUT", "-i", bridge, "-j", chain], *accept, [chain, "-j", "REJECT"]]
+
+
+def port_rules(bridge: str, ports: Iterable[int]) -> list[list[str]]:
+    """The rules that open `ports` (TCP) on the host to containers on `bridge`."""
+    chain = chain_name(bridge)
+    return [[chain, "-p", "tcp", "--dport", str(int(p)), "-j", "ACCEPT"] for p in ports]
 
 
 # Cloud instance metadata (169.254.169.254 on AWS, GCP, Azure) hands out the machine's
@@ -319,6 +325,40 @@ def _drop_chain(bridge: str) -> None:
         _iptables(["-X", chain])
     except OSError:
         pass
+
+
+def close_host_ports(bridge: str, ports: Iterable[int]) -> None:
+    """Remove the rules that opened `ports` to containers on `bridge` (best effort).
+
+    A hub calls this as it exits: a port it no longer listens on must not stay open to the
+    containers, for whatever listens there next (another service, the SSH gateway) would be
+    reachable from every notebook. The chain's jump, DNS and final reject stay: they are
+    shared by every hub on the network.
+    """
+    for rule in port_rules(bridge, ports):
+        try:
+            while _iptables(["-D", *rule]) == 0:  # a copy left by an older version, too
+                pass
+        except OSError:
+            return
+
+
+def port_is_free(address: str, port: int) -> bool:
+    """Whether nothing listens on address:port, so a hub started now would own it.
+
+    A second hub started by mistake on a running hub's port fails to bind and exits; it
+    must then leave the running hub's rule alone. Only the hub that finds its port free
+    closes it on exit.
+    """
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # TIME_WAIT is not a user
+        try:
+            probe.bind((address, port))
+        except OSError:
+            return False
+    return True
 
 
 def restrict_host_access(client, name: str, ports: Iterable[int]) -> str | None:

@@ -201,6 +201,29 @@ def test_a_new_network_is_isolating_and_the_host_firewall_lets_only_the_hub_port
     assert rules[-1].endswith("-j REJECT --reject-with icmp-port-unreachable")
 
 
+def _host_accepts(bridge: str, port: int) -> bool:
+    rule = [chain_name(bridge), "-p", "tcp", "--dport", str(port), "-j", "ACCEPT"]
+    return subprocess.run(["iptables", "-w", "-C", *rule], capture_output=True).returncode == 0
+
+
+@pytest.mark.hub
+def test_a_hub_closes_its_port_to_containers_when_it_exits_unless_another_hub_serves_it(
+    hub_factory, docker_client
+):
+    hub = hub_factory()
+    port = int(hub.env["CUDASPAWNER_HUB_PORT"])
+    bridge = bridge_name(docker_client.networks.get(TEST_NETWORK).attrs)
+    assert _host_accepts(bridge, port)
+    # A second hub started on the same port by mistake fails; the running hub keeps its rule.
+    twin = hub_factory(env={"CUDASPAWNER_HUB_PORT": str(port)}, start=False, name="twin")
+    with pytest.raises(RuntimeError, match="exited"):
+        twin.start()
+    assert _host_accepts(bridge, port)
+    # Stopped, the hub closes its port: whatever listens there next stays out of reach.
+    hub.stop()
+    assert not _host_accepts(bridge, port)
+
+
 def test_an_old_empty_network_of_ours_is_recreated_isolating(docker_client, scratch_networks):
     name = scratch_networks()
     docker_client.networks.create(name, driver="bridge", labels={NETWORK_LABEL: "1"})
