@@ -505,19 +505,17 @@ def test_a_users_container_cannot_reach_the_gateway(deployment):
 def port_no_hub_rule_accepts(client) -> int:
     """A free port for the gateway that no rule on the shared test network's host chain accepts.
 
-    Every test hub adds an ACCEPT for its own random API port to that chain, and those stay
-    after the hub stops; a gateway drawn on such a port would be reachable from containers
-    for a reason that is not the gateway's (seen once in CI: port 33741).
+    Every test hub opens its random API port in that chain. A hub closes it when it exits,
+    but one killed outright (or run by an older version) leaves its rule behind; a gateway
+    drawn on such a port would be reachable from containers for a reason that is not the
+    gateway's (seen once in CI: port 33741).
     """
     import re
     import subprocess
 
-    from spawner.deployment import chain_name
+    from spawner.deployment import bridge_name, chain_name
 
-    network = client.networks.get(TEST_NETWORK)
-    bridge = (network.attrs.get("Options") or {}).get(
-        "com.docker.network.bridge.name"
-    ) or f"br-{network.id[:12]}"
+    bridge = bridge_name(client.networks.get(TEST_NETWORK).attrs)
     rules = subprocess.run(
         ["iptables", "-w", "-S", chain_name(bridge)], capture_output=True, text=True, check=False
     ).stdout
