@@ -18,18 +18,15 @@ import docker
 
 from spawner.deployment import (
     NetworkProblem,
-    bridge_name,
-    close_host_ports,
     default_limits,
     ensure_network,
     ensure_self_signed_cert,
     parse_cpu_limit,
     parse_mem_limit,
-    port_is_free,
-    restrict_host_access,
     secret_file,
     split_names,
 )
+from spawner.host_firewall import bridge_name, close_host_ports, restrict_host_access
 
 c = get_config()  # noqa: F821  (provided by JupyterHub when it loads this file)
 
@@ -75,10 +72,10 @@ if not gateway:
     except NetworkProblem as e:
         raise SystemExit(f"cudaspawner: {e}") from None
     if _flag("CUDASPAWNER_HOST_FIREWALL", True):
-        # The hub's port is closed again when it exits, unless another hub already serves it.
-        if port_is_free(gateway, hub_port):
-            _bridge = bridge_name(_docker.networks.get(network).attrs)
-            atexit.register(close_host_ports, _bridge, [hub_port])
+        # The hub's port is closed again when it exits (its own rule only: a second hub
+        # started by mistake on this port must not close the running hub's).
+        _bridge = bridge_name(_docker.networks.get(network).attrs)
+        atexit.register(close_host_ports, _bridge, [hub_port])
         _warning = restrict_host_access(_docker, network, [hub_port])
         if _warning:
             print(f"cudaspawner: WARNING: {_warning}", file=sys.stderr, flush=True)

@@ -16,6 +16,8 @@ import stat
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
+from spawner.host_firewall import bridge_name, drop_chain
+
 
 def secret_file(path: Path, make: Callable[[], str] = lambda: secrets.token_hex(32)) -> str:
     """The secret stored at `path`, created (0600, never world- or group-readable) if missing."""
@@ -213,7 +215,7 @@ def ensure_network(client, name: str) -> str:
                     f"container is attached; still attached: {', '.join(attached)}. Stop "
                     "those servers (docker stop <name>), then start the hub again."
                 )
-            _drop_chain(bridge_name(net.attrs))
+            drop_chain(bridge_name(net.attrs))
             net.remove()
             net = None
     if net is None:
@@ -240,153 +242,6 @@ def ensure_network(client, name: str) -> str:
             net = client.networks.get(name)
         net.reload()
     return net.attrs["IPAM"]["Config"][0]["Gateway"]
-
-
-# --- what containers may reach on the host -----------------------------------------------------
-def bridge_name(attrs: dict) -> str:
-    """The host interface of a bridge network (Docker's default: br-<12 hex of its id>)."""
-    return (attrs.get("Options") or {}).get("com.docker.network.bridge.name") or (
-        "br-" + attrs["Id"][:12]
-    )
-
-
-def chain_name(bridge: str) -> str:
-    # iptables chain names have at most 28 characters; "CUDASPAWNER-br-<12 hex>" has 27.
-    return f"CUDASPAWNER-{bridge}"[:28]
-
-
-def host_input_rules(bridge: str, ports: Iterable[int]) -> list[list[str]]:
-    """The iptables rules (arguments after `iptables -w`) that let containers on `bridge`
-    reach the host only on `ports` (TCP: the hub's API) and its DNS resolver.
-
-    Each rule is given as the arguments of a check (`-C`); `apply_host_rules` turns the
-    missing ones into inserts or appends, so the rules of several hubs sharing one network
-    (the test suite) add up instead of replacing each other. Replies to connections the
-    host opened (the hub and proxy talking to servers) are let through first; everything
-    else from the containers to the host is rejected, so it fails at once rather than
-    hanging.
-    """
-    chain = chain_name(bridge)
-    accept = [
-        [chain, "-m", "conntrack", "--ctstate", "ESTABLISHED,RELATED", "-j", "ACCEPT"],
-        *port_rules(bridge, ports),
-        [chain, "-p", "udp", "--dport", "53", "-j", "ACCEPT"],
-        [chain, "-p", "tcp", "--dport", "53", "-j", "ACCEPT"],
-    ]
-    return [["INPUT", "-i", bridge, "-j", chain], *accept, [chain, "-j", "REJECT"]]
-
-
-def port_rules(bridge: str, ports: Iterable[int]) -> list[list[str]]:
-    """The rules that open `ports` (TCP) on the host to containers on `bridge`."""
-    chain = chain_name(bridge)
-    return [[chain, "-p", "tcp", "--dport", str(int(p)), "-j", "ACCEPT"] for p in ports]
-
-
-# Cloud instance metadata (169.254.169.254 on AWS, GCP, Azure) hands out the machine's
-# credentials to whoever asks; link-local addresses are nothing a notebook needs.
-LINK_LOCAL = "169.254.0.0/16"
-
-
-def forward_rules(bridge: str) -> list[list[str]]:
-    """Rules for Docker's DOCKER-USER chain: containers on `bridge` cannot reach
-    link-local addresses such as a cloud's metadata service (which is not on this host,
-    so the INPUT rules do not see it)."""
-    return [["DOCKER-USER", "-i", bridge, "-d", LINK_LOCAL, "-j", "REJECT"]]
-
-
-def apply_host_rules(rules: list[list[str]], run: Callable[[list[str]], int]) -> None:
-    """Make sure each rule is present: the jump and accepts go first, the reject last."""
-    chain = rules[-1][0]
-    run(["-N", chain])  # fails harmlessly when it exists
-    *firsts, last = rules
-    for rule in reversed(firsts):
-        if run(["-C", *rule]) != 0:
-            if run(["-I", rule[0], "1", *rule[1:]]) != 0:
-                raise OSError(f"iptables could not add: {' '.join(rule)}")
-    if run(["-C", *last]) != 0 and run(["-A", *last]) != 0:
-        raise OSError(f"iptables could not add: {' '.join(last)}")
-
-
-def _iptables(args: list[str]) -> int:
-    import subprocess
-
-    done = subprocess.run(["iptables", "-w", *args], capture_output=True, check=False)
-    return done.returncode
-
-
-def _drop_chain(bridge: str) -> None:
-    """Remove the rules of a bridge that is about to go away (best effort)."""
-    chain = chain_name(bridge)
-    try:
-        for rule in forward_rules(bridge):
-            _iptables(["-D", *rule])
-        _iptables(["-D", "INPUT", "-i", bridge, "-j", chain])
-        _iptables(["-F", chain])
-        _iptables(["-X", chain])
-    except OSError:
-        pass
-
-
-def close_host_ports(bridge: str, ports: Iterable[int]) -> None:
-    """Remove the rules that opened `ports` to containers on `bridge` (best effort).
-
-    A hub calls this as it exits: a port it no longer listens on must not stay open to the
-    containers, for whatever listens there next (another service, the SSH gateway) would be
-    reachable from every notebook. The chain's jump, DNS and final reject stay: they are
-    shared by every hub on the network.
-    """
-    for rule in port_rules(bridge, ports):
-        try:
-            while _iptables(["-D", *rule]) == 0:  # a copy left by an older version, too
-                pass
-        except OSError:
-            return
-
-
-def port_is_free(address: str, port: int) -> bool:
-    """Whether nothing listens on address:port, so a hub started now would own it.
-
-    A second hub started by mistake on a running hub's port fails to bind and exits; it
-    must then leave the running hub's rule alone. Only the hub that finds its port free
-    closes it on exit.
-    """
-    import socket
-
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # TIME_WAIT is not a user
-        try:
-            probe.bind((address, port))
-        except OSError:
-            return False
-    return True
-
-
-def restrict_host_access(client, name: str, ports: Iterable[int]) -> str | None:
-    """Let containers on network `name` reach the host only on `ports` (and DNS).
-
-    Returns None when the rules are in place, else one sentence saying why not (no
-    iptables, not root), for the hub to log as a warning.
-    """
-    bridge = bridge_name(client.networks.get(name).attrs)
-    rules = host_input_rules(bridge, ports)
-    try:
-        if _iptables(["-S", "INPUT"]) != 0:
-            raise PermissionError("iptables -S INPUT failed")
-        apply_host_rules(rules, _iptables)
-    except OSError as e:
-        return (
-            f"Containers on the network {name!r} can reach every port this host listens on "
-            f"from {bridge}: could not set iptables rules ({e}). Run the hub as root with "
-            "iptables installed, or firewall that interface yourself."
-        )
-    for rule in forward_rules(bridge):
-        if _iptables(["-C", *rule]) != 0 and _iptables(["-I", rule[0], "1", *rule[1:]]) != 0:
-            return (
-                f"Containers on the network {name!r} can reach link-local addresses such as "
-                "a cloud's metadata service (169.254.169.254): Docker's DOCKER-USER chain is "
-                "missing (is Docker managing iptables?)."
-            )
-    return None
 
 
 # --- default memory and CPU limits ---------------------------------------------------------------

@@ -5,7 +5,9 @@ ports, except the hub's API, while the hub and the proxy still reach every serve
 from __future__ import annotations
 
 import os
+import re
 import secrets
+import signal
 import socket
 import subprocess
 import time
@@ -17,12 +19,17 @@ import pytest
 from spawner.deployment import (
     NETWORK_LABEL,
     NetworkProblem,
-    bridge_name,
-    chain_name,
     default_limits,
     ensure_network,
     isolating,
+)
+from spawner.host_firewall import (
+    Owner,
+    bridge_name,
+    chain_name,
+    port_rules,
     restrict_host_access,
+    this_process,
 )
 from tests.hubtools import TEST_LABEL, TEST_NETWORK, Browser, container_of
 from tests.integration.test_security import admin_password, approve, logged_in, signup
@@ -201,27 +208,81 @@ def test_a_new_network_is_isolating_and_the_host_firewall_lets_only_the_hub_port
     assert rules[-1].endswith("-j REJECT --reject-with icmp-port-unreachable")
 
 
+def _accepted_ports(bridge: str) -> list[int]:
+    """The TCP ports the bridge's chain opens to containers (DNS aside), one per rule."""
+    listing = subprocess.run(
+        ["iptables", "-w", "-S", chain_name(bridge)], capture_output=True, text=True
+    ).stdout
+    return [int(p) for p in re.findall(r"-p tcp .*--dport (\d+) .*-j ACCEPT", listing) if p != "53"]
+
+
 def _host_accepts(bridge: str, port: int) -> bool:
-    rule = [chain_name(bridge), "-p", "tcp", "--dport", str(port), "-j", "ACCEPT"]
-    return subprocess.run(["iptables", "-w", "-C", *rule], capture_output=True).returncode == 0
+    return port in _accepted_ports(bridge)
 
 
 @pytest.mark.hub
-def test_a_hub_closes_its_port_to_containers_when_it_exits_unless_another_hub_serves_it(
+def test_a_hub_closes_its_port_to_containers_when_it_exits_and_the_next_hub_closes_a_killed_ones(
     hub_factory, docker_client
 ):
     hub = hub_factory()
     port = int(hub.env["CUDASPAWNER_HUB_PORT"])
     bridge = bridge_name(docker_client.networks.get(TEST_NETWORK).attrs)
-    assert _host_accepts(bridge, port)
+    assert _accepted_ports(bridge).count(port) == 1
     # A second hub started on the same port by mistake fails; the running hub keeps its rule.
     twin = hub_factory(env={"CUDASPAWNER_HUB_PORT": str(port)}, start=False, name="twin")
     with pytest.raises(RuntimeError, match="exited"):
         twin.start()
-    assert _host_accepts(bridge, port)
+    assert _accepted_ports(bridge).count(port) == 1
     # Stopped, the hub closes its port: whatever listens there next stays out of reach.
     hub.stop()
     assert not _host_accepts(bridge, port)
+
+    # Killed outright, a hub cannot close its port; the next hub to start on the network does.
+    killed = hub_factory(name="killed")
+    killed_port = int(killed.env["CUDASPAWNER_HUB_PORT"])
+    os.killpg(killed.proc.pid, signal.SIGKILL)
+    killed.proc.wait(10)
+    assert _host_accepts(bridge, killed_port)
+    hub_factory(name="next")
+    assert not _host_accepts(bridge, killed_port)
+
+
+def test_the_host_keeps_the_ports_of_running_hubs_and_closes_those_of_gone_ones(
+    docker_client, scratch_networks
+):
+    """The sweep every hub runs at start, against real iptables and real processes."""
+    name = scratch_networks()
+    ensure_network(docker_client, name)
+    bridge = bridge_name(docker_client.networks.get(name).attrs)
+    me = this_process()
+    running = subprocess.Popen(["sleep", "600"])
+    gone = subprocess.Popen(["sleep", "600"])
+    try:
+        owners = {p.pid: _owner_of(p.pid, me) for p in (running, gone)}
+        gone.kill()
+        gone.wait()
+        with socket.create_server(("127.0.0.1", 0)) as served:
+            in_use = served.getsockname()[1]
+            rules = [
+                *port_rules(bridge, [41001], owners[running.pid]),
+                *port_rules(bridge, [41002], owners[gone.pid]),
+                *port_rules(bridge, [41003], Owner("1", 1, "1")),  # another PID namespace
+                *port_rules(bridge, [in_use, 41004], None),  # an older version's, no owner
+            ]
+            subprocess.run(["iptables", "-w", "-N", chain_name(bridge)], capture_output=True)
+            for rule in rules:
+                subprocess.run(["iptables", "-w", "-A", *rule], check=True)
+            assert restrict_host_access(docker_client, name, [41005]) is None
+            kept = sorted(_accepted_ports(bridge))
+        assert kept == sorted([41001, 41003, in_use, 41005]), "41002 and 41004 had no hub"
+    finally:
+        running.kill()
+        running.wait()
+
+
+def _owner_of(pid: int, me: Owner) -> Owner:
+    with open(f"/proc/{pid}/stat") as f:
+        return Owner(me.pidns, pid, f.read().rsplit(")", 1)[1].split()[19])
 
 
 def test_an_old_empty_network_of_ours_is_recreated_isolating(docker_client, scratch_networks):

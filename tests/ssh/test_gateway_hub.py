@@ -506,20 +506,20 @@ def port_no_hub_rule_accepts(client) -> int:
     """A free port for the gateway that no rule on the shared test network's host chain accepts.
 
     Every test hub opens its random API port in that chain. A hub closes it when it exits,
-    but one killed outright (or run by an older version) leaves its rule behind; a gateway
+    and the next hub to start closes a killed one's; until then it is still open, so a gateway
     drawn on such a port would be reachable from containers for a reason that is not the
     gateway's (seen once in CI: port 33741).
     """
     import re
     import subprocess
 
-    from spawner.deployment import bridge_name, chain_name
+    from spawner.host_firewall import bridge_name, chain_name
 
     bridge = bridge_name(client.networks.get(TEST_NETWORK).attrs)
     rules = subprocess.run(
         ["iptables", "-w", "-S", chain_name(bridge)], capture_output=True, text=True, check=False
     ).stdout
-    accepted = {int(p) for p in re.findall(r"--dport (\d+) -j ACCEPT", rules)}
+    accepted = {int(p) for p in re.findall(r"--dport (\d+) .*-j ACCEPT", rules)}
     for _ in range(100):
         port = free_port()
         if port not in accepted:

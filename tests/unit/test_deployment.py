@@ -1,5 +1,5 @@
-"""First-start set-up as data: the public certificate, the host firewall rules and the
-site's default limits (spawner.deployment), without Docker or iptables."""
+"""First-start set-up as data: the public certificate and the site's default limits
+(spawner.deployment), without Docker."""
 
 from __future__ import annotations
 
@@ -13,11 +13,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from spawner.deployment import (
-    apply_host_rules,
-    chain_name,
     default_limits,
     ensure_self_signed_cert,
-    host_input_rules,
     parse_cpu_limit,
     parse_mem_limit,
     split_names,
@@ -103,55 +100,6 @@ def test_a_certificate_signed_by_someone_else_is_the_admins_and_stays(tmp_path):
     theirs = make_cert(tmp_path, ca=False, issuer="Example CA")
     assert ensure_self_signed_cert(tmp_path, ["other.example.org"], [])[2] is False
     assert (tmp_path / "hub-cert.pem").read_bytes() == theirs
-
-
-def test_host_rules_accept_replies_the_hub_port_and_dns_then_reject_the_rest():
-    rules = host_input_rules("br-0123456789ab", [8081])
-    chain = chain_name("br-0123456789ab")
-    assert chain == "CUDASPAWNER-br-0123456789ab" and len(chain) <= 28
-    assert rules[0] == ["INPUT", "-i", "br-0123456789ab", "-j", chain]
-    assert [chain, "-p", "tcp", "--dport", "8081", "-j", "ACCEPT"] in rules
-    assert rules[-1] == [chain, "-j", "REJECT"]
-    assert not any("--dport" in r and "8001" in r for r in rules)  # the proxy API: no
-
-
-class FakeIptables:
-    """Keeps rules in order per chain, like iptables, for -N/-C/-I/-A."""
-
-    def __init__(self) -> None:
-        self.chains: dict[str, list[list[str]]] = {"INPUT": []}
-
-    def __call__(self, args: list[str]) -> int:
-        op, chain, *rest = args
-        if op == "-N":
-            if chain in self.chains:
-                return 1
-            self.chains[chain] = []
-            return 0
-        rules = self.chains[chain]
-        if op == "-C":
-            return 0 if rest in rules else 1
-        if op == "-I":
-            rules.insert(int(rest[0]) - 1, rest[1:])
-            return 0
-        if op == "-A":
-            rules.append(rest)
-            return 0
-        raise AssertionError(args)
-
-
-def test_applying_twice_changes_nothing_and_a_second_hub_port_adds_up():
-    ipt = FakeIptables()
-    apply_host_rules(host_input_rules("br-x", [8081]), ipt)
-    once = {k: list(v) for k, v in ipt.chains.items()}
-    apply_host_rules(host_input_rules("br-x", [8081]), ipt)
-    assert ipt.chains == once
-    apply_host_rules(host_input_rules("br-x", [9091]), ipt)
-    chain = ipt.chains[chain_name("br-x")]
-    assert ["-p", "tcp", "--dport", "9091", "-j", "ACCEPT"] in chain
-    assert ["-p", "tcp", "--dport", "8081", "-j", "ACCEPT"] in chain
-    assert chain[-1] == ["-j", "REJECT"]  # the reject stays last
-    assert ipt.chains["INPUT"] == [["-i", "br-x", "-j", chain_name("br-x")]]
 
 
 @pytest.mark.parametrize(
