@@ -10,6 +10,7 @@ section), so the same file serves `scripts/up.sh` and the test suite.
 import atexit
 import os
 import secrets
+import signal
 import socket
 import sys
 from pathlib import Path
@@ -29,6 +30,14 @@ from spawner.deployment import (
 from spawner.host_firewall import bridge_name, close_host_ports, restrict_host_access
 
 c = get_config()  # noqa: F821  (provided by JupyterHub when it loads this file)
+
+# JupyterHub stops its managed services (SSH gateway, GPU operations, idle culler) with
+# SIGINT and waits 10 s each before SIGTERM. A hub started in the background of a script
+# (scripts/up.sh: `setsid nohup ... &`) has SIGINT ignored, as POSIX has it, and would hand
+# that on to the services it starts: stopping the hub would then take over 30 s, past the
+# patience of most supervisors, whose SIGKILL leaves the hub's firewall rule open.
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def _flag(name: str, default: bool) -> bool:

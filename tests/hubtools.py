@@ -75,7 +75,12 @@ class Hub:
             method, f"{self.url}hub/api/{path.lstrip('/')}", headers=headers, timeout=60, **kw
         )
 
-    def start(self, timeout: float = 60) -> None:
+    def start(self, timeout: float = 60, sigint_ignored: bool = False) -> None:
+        """Start the hub and wait until it serves.
+
+        `sigint_ignored=True` starts it as `scripts/up.sh` does, in the background of a
+        script (`setsid nohup ... &`), which POSIX starts with SIGINT ignored.
+        """
         offset = self.log_path.stat().st_size if self.log_path.exists() else 0
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
@@ -85,6 +90,7 @@ class Hub:
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            preexec_fn=_ignore_sigint if sigint_ignored else None,
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -134,6 +140,10 @@ class Hub:
                 return
             time.sleep(0.25)
         raise AssertionError(f"{user}'s server did not stop in {timeout}s")
+
+
+def _ignore_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def make_hub(

@@ -224,7 +224,10 @@ def _host_accepts(bridge: str, port: int) -> bool:
 def test_a_hub_closes_its_port_to_containers_when_it_exits_and_the_next_hub_closes_a_killed_ones(
     hub_factory, docker_client
 ):
-    hub = hub_factory()
+    # Started as scripts/up.sh starts it (SIGINT ignored), so that its exit, and the
+    # managed services it stops on the way, are those of a deployed hub.
+    hub = hub_factory(start=False)
+    hub.start(sigint_ignored=True)
     port = int(hub.env["CUDASPAWNER_HUB_PORT"])
     bridge = bridge_name(docker_client.networks.get(TEST_NETWORK).attrs)
     assert _accepted_ports(bridge).count(port) == 1
@@ -234,7 +237,9 @@ def test_a_hub_closes_its_port_to_containers_when_it_exits_and_the_next_hub_clos
         twin.start()
     assert _accepted_ports(bridge).count(port) == 1
     # Stopped, the hub closes its port: whatever listens there next stays out of reach.
+    # (Hub.stop waits 15 s for the exit before it kills the hub, which then cannot close it.)
     hub.stop()
+    assert hub.proc.returncode == 0, "the hub exited on SIGTERM by itself"
     assert not _host_accepts(bridge, port)
 
     # Killed outright, a hub cannot close its port; the next hub to start on the network does.
