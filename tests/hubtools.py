@@ -51,6 +51,7 @@ class Hub:
     extra_config: str = ""
     env: dict = field(default_factory=dict)
     hub_id: str = ""
+    started: dict = field(default_factory=dict)  # pid -> cmdline the hub started
 
     @property
     def log_path(self) -> Path:
@@ -104,18 +105,48 @@ class Hub:
     def stop(self) -> None:
         """Stop the hub process (and its proxy), leaving user containers running."""
         if self.proc is None or self.proc.poll() is not None:
+            self._end_leftovers()
             return
+        self.started.update(children_of(self.proc.pid))
         self.proc.send_signal(signal.SIGTERM)
         try:
             self.proc.wait(15)
         except subprocess.TimeoutExpired:
             os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait(5)
-        # The proxy is a child in the same session; JupyterHub stops it on exit, but make sure.
         try:
             os.killpg(self.proc.pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
+        self._end_leftovers()
+
+    def kill(self) -> dict[int, str]:
+        """Kill the hub outright (`kill -9`, the OOM killer): it stops nothing on the way.
+        Returns the processes it had started (the proxy, the managed services), which run
+        in sessions of their own; `stop` ends whichever of them are still there."""
+        started = children_of(self.proc.pid)
+        self.started.update(started)
+        os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(10)
+        return started
+
+    def _end_leftovers(self) -> None:
+        # A hub that exits cleanly has stopped these; one that was killed has not, nor one
+        # that failed to start after starting its proxy (a hub port already taken).
+        proxy = self.data_dir / "jupyterhub-proxy.pid"
+        if proxy.exists() and proxy.read_text().strip().isdigit():
+            pid = int(proxy.read_text())
+            api_port = f"--api-port\0{self.env.get('CUDASPAWNER_PROXY_API_PORT')}\0"
+            cmdline = cmdline_of(pid)
+            if cmdline and "configurable-http-proxy" in cmdline and api_port in cmdline:
+                self.started[pid] = cmdline
+        for pid, cmdline in self.started.items():
+            if cmdline_of(pid) == cmdline:  # still that process, not a reused PID
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+        self.started.clear()
 
     # --- user servers ---------------------------------------------------------------------
     def wait_ready(self, user: str, timeout: float = 90) -> dict:
@@ -140,6 +171,29 @@ class Hub:
                 return
             time.sleep(0.25)
         raise AssertionError(f"{user}'s server did not stop in {timeout}s")
+
+
+def cmdline_of(pid: int) -> str | None:
+    """A process's command line (NUL-separated); empty for a zombie, None when gone."""
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_text()
+    except OSError:
+        return None
+
+
+def children_of(pid: int) -> dict[int, str]:
+    """The processes whose parent is `pid`, with their command lines."""
+    found = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            ppid = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        child = int(stat.parent.name)
+        cmdline = cmdline_of(child) if ppid == pid else None
+        if cmdline:
+            found[child] = cmdline
+    return found
 
 
 def _ignore_sigint() -> None:

@@ -14,6 +14,7 @@ from jupyterhub.utils import make_ssl_context
 
 from ..gpu_inventory import load_inventory
 from ..labels import GPUS_LABEL
+from ..service_lifetime import end_with_parent
 from .admin_page import make_app
 from .hub_client import HubClient
 from .json_logs import use_json_logs
@@ -76,6 +77,7 @@ async def main(document: dict) -> None:
 
 
 if __name__ == "__main__":
+    end_with_parent()  # the hub started us: a hub killed outright takes us with it
     if os.environ.get(JSON_LOGS_ENV):
         use_json_logs()
         logging.getLogger().setLevel(logging.INFO)

@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import re
 import secrets
-import signal
 import socket
 import subprocess
 import time
@@ -31,7 +30,7 @@ from spawner.host_firewall import (
     restrict_host_access,
     this_process,
 )
-from tests.hubtools import TEST_LABEL, TEST_NETWORK, Browser, container_of
+from tests.hubtools import TEST_LABEL, TEST_NETWORK, Browser, cmdline_of, container_of
 from tests.integration.test_security import admin_password, approve, logged_in, signup
 
 pytestmark = [pytest.mark.docker]
@@ -245,11 +244,18 @@ def test_a_hub_closes_its_port_to_containers_when_it_exits_and_the_next_hub_clos
     # Killed outright, a hub cannot close its port; the next hub to start on the network does.
     killed = hub_factory(name="killed")
     killed_port = int(killed.env["CUDASPAWNER_HUB_PORT"])
-    os.killpg(killed.proc.pid, signal.SIGKILL)
-    killed.proc.wait(10)
+    services = {
+        pid: cmd
+        for pid, cmd in killed.kill().items()
+        if "spawner.ssh" in cmd or "spawner.services" in cmd
+    }
     assert _host_accepts(bridge, killed_port)
     hub_factory(name="next")
     assert not _host_accepts(bridge, killed_port)
+    # Our managed services went with the killed hub: the SSH gateway no longer holds its
+    # port against the hub's restart, nor serves with the dead hub's token.
+    assert len(services) == 2, services
+    assert not [cmd for pid, cmd in services.items() if cmdline_of(pid) == cmd]
 
 
 def test_the_host_keeps_the_ports_of_running_hubs_and_closes_those_of_gone_ones(
