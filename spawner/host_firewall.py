@@ -170,12 +170,19 @@ def _stat(pid: int | str) -> list[str]:
         return f.read().rsplit(")", 1)[1].split()
 
 
-def this_process() -> Owner | None:
-    """This process as the owner of the rules it adds (None where /proc cannot tell)."""
+def process_owner(pid: int | str = "self") -> Owner | None:
+    """A process (by default this one) as the owner of port rules; None where /proc
+    cannot tell."""
     try:
-        return Owner(_pidns("self"), os.getpid(), _stat("self")[19])  # field 22: start time
+        number = os.getpid() if pid == "self" else int(pid)
+        return Owner(_pidns(pid), number, _stat(pid)[19])  # field 22: the start time
     except (OSError, IndexError):
         return None
+
+
+def this_process() -> Owner | None:
+    """This process as the owner of the rules it adds."""
+    return process_owner("self")
 
 
 def _alive(owner: Owner) -> bool:

@@ -27,8 +27,8 @@ from spawner.host_firewall import (
     bridge_name,
     chain_name,
     port_rules,
+    process_owner,
     restrict_host_access,
-    this_process,
 )
 from tests.hubtools import TEST_LABEL, TEST_NETWORK, Browser, cmdline_of, container_of
 from tests.integration.test_security import admin_password, approve, logged_in, signup
@@ -265,11 +265,10 @@ def test_the_host_keeps_the_ports_of_running_hubs_and_closes_those_of_gone_ones(
     name = scratch_networks()
     ensure_network(docker_client, name)
     bridge = bridge_name(docker_client.networks.get(name).attrs)
-    me = this_process()
     running = subprocess.Popen(["sleep", "600"])
     gone = subprocess.Popen(["sleep", "600"])
     try:
-        owners = {p.pid: _owner_of(p.pid, me) for p in (running, gone)}
+        owners = {p.pid: process_owner(p.pid) for p in (running, gone)}
         gone.kill()
         gone.wait()
         with socket.create_server(("127.0.0.1", 0)) as served:
@@ -289,11 +288,6 @@ def test_the_host_keeps_the_ports_of_running_hubs_and_closes_those_of_gone_ones(
     finally:
         running.kill()
         running.wait()
-
-
-def _owner_of(pid: int, me: Owner) -> Owner:
-    with open(f"/proc/{pid}/stat") as f:
-        return Owner(me.pidns, pid, f.read().rsplit(")", 1)[1].split()[19])
 
 
 def test_an_old_empty_network_of_ours_is_recreated_isolating(docker_client, scratch_networks):
