@@ -17,6 +17,7 @@ from pathlib import Path
 
 import docker
 
+from spawner import hub_host_guard
 from spawner.deployment import (
     NetworkProblem,
     default_limits,
@@ -28,6 +29,17 @@ from spawner.deployment import (
     split_names,
 )
 from spawner.host_firewall import bridge_name, close_host_ports, restrict_host_access
+from spawner.internal_ssl import renew_hub_cert_lacking
+from spawner.security_headers import HEADERS
+from spawner.user_origins import (
+    DEFAULT_DOMAIN,
+    SAME_ORIGIN_WARNING,
+    OriginProblem,
+    certificate_names,
+    certificate_problem,
+    check_domain,
+    subdomain_host,
+)
 
 c = get_config()  # noqa: F821  (provided by JupyterHub when it loads this file)
 
@@ -52,11 +64,33 @@ network = os.environ.get("CUDASPAWNER_NETWORK", "cudaspawner")
 tls = _flag("CUDASPAWNER_TLS", True)
 internal_ssl = _flag("CUDASPAWNER_INTERNAL_SSL", True)
 auth = os.environ.get("CUDASPAWNER_AUTH", "native")
+# Each user's server on its own host name (alice.<domain>), the hub on <domain>: a page a
+# user's server serves can then never act as whoever opens it (docs/threat-model.md).
+user_subdomains = _flag("CUDASPAWNER_USER_SUBDOMAINS", True)
+domain = os.environ.get("CUDASPAWNER_DOMAIN", DEFAULT_DOMAIN)
+if user_subdomains:
+    try:
+        domain = check_domain(domain)
+    except OriginProblem as e:
+        raise SystemExit(f"cudaspawner: {e}") from None
 
 
 # --- the hub and the proxy ---------------------------------------------------------------
 c.JupyterHub.bind_url = os.environ.get(
     "CUDASPAWNER_BIND_URL", "https://:8443" if tls else "http://:8000"
+)
+if user_subdomains:
+    c.JupyterHub.subdomain_host = subdomain_host(c.JupyterHub.bind_url, domain)
+    # The hub's pages only on the hub's own name, never on a user's (spawner/hub_host_guard.py).
+    hub_host_guard.install(domain, c.JupyterHub.subdomain_host)
+    # `__Host-` cookies cannot be set or overwritten by a user's server from its own name
+    # (cookie tossing); they need HTTPS.
+    c.JupyterHub.cookie_host_prefix_enabled = tls
+else:
+    print(f"cudaspawner: WARNING: {SAME_ORIGIN_WARNING.format(domain=domain)}", file=sys.stderr)
+# Where people open the hub (up.sh prints it).
+(data_dir / "public-url").write_text(
+    (c.JupyterHub.subdomain_host if user_subdomains else c.JupyterHub.bind_url) + "/\n"
 )
 c.JupyterHub.db_url = f"sqlite:///{data_dir / 'jupyterhub.sqlite'}"
 c.JupyterHub.cookie_secret_file = str(data_dir / "jupyterhub_cookie_secret")
@@ -100,9 +134,20 @@ if tls:
     if not (cert and key):
         # This machine's names plus the admin's (host names or addresses), nothing else.
         public = os.environ.get("CUDASPAWNER_PUBLIC_NAMES", "").split(",")
-        dns, ips = split_names(["localhost", socket.getfqdn(), "127.0.0.1", *public])
+        names = [
+            *(certificate_names(domain) if user_subdomains else []),
+            "localhost",
+            socket.getfqdn(),
+            "127.0.0.1",
+            *public,
+        ]
+        dns, ips = split_names(names)
         cert_path, key_path, _ = ensure_self_signed_cert(data_dir, dns, ips)
         cert, key = str(cert_path), str(key_path)
+    elif user_subdomains:
+        problem = certificate_problem(Path(cert).read_bytes(), domain)
+        if problem:
+            raise SystemExit(f"cudaspawner: {problem}")
     c.JupyterHub.ssl_cert = cert
     c.JupyterHub.ssl_key = key
     # Cookies only ever travel over TLS and never ride along on another site's requests
@@ -112,12 +157,7 @@ if tls:
     c.JupyterHub.tornado_settings = {
         "cookie_options": {"secure": True, "samesite": "Lax"},
         "xsrf_cookie_kwargs": {"secure": True, "samesite": "Lax"},
-        "headers": {
-            "Strict-Transport-Security": "max-age=31536000",
-            "Content-Security-Policy": "frame-ancestors 'none'; object-src 'none'; base-uri 'self'",
-            "X-Content-Type-Options": "nosniff",
-            "Referrer-Policy": "same-origin",
-        },
+        "headers": dict(HEADERS),
     }
 
 if internal_ssl:
@@ -125,6 +165,11 @@ if internal_ssl:
     c.JupyterHub.internal_certs_location = str(data_dir / "internal-ssl")
     # The hub's certificate must name the address containers use to reach it.
     c.JupyterHub.trusted_alt_names = [f"IP:{gateway}", "IP:127.0.0.1", "DNS:localhost"]
+    if user_subdomains:
+        # The proxy reaches the hub on users' names too (a stopped server's page), and checks
+        # the hub's certificate against the name asked for.
+        c.JupyterHub.trusted_alt_names.append(f"DNS:*.{domain}")
+        renew_hub_cert_lacking(c.JupyterHub.internal_certs_location, f"*.{domain}")
 
 # --- login --------------------------------------------------------------------------------
 if auth == "native":
@@ -204,7 +249,7 @@ if "profiles" not in c.CUDADockerSpawner:
 # (docs/ssh.md). After the site's config, so its services are kept. CUDASPAWNER_SSH=0: none.
 from spawner.ssh import configure_ssh  # noqa: E402
 
-configure_ssh(c, data_dir, c.JupyterHub.bind_url)
+configure_ssh(c, data_dir, c.JupyterHub.get("subdomain_host") or c.JupyterHub.bind_url)
 
 # --- operations -----------------------------------------------------------------------------
 # Idle-GPU reclaim and the GPU admin page (one service), jupyterhub-idle-culler for idle

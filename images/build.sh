@@ -95,9 +95,37 @@ sys.exit(0 if needs else 1)
 PY
 }
 
+# Where no CPU build of torch can be had (a site that reaches PyPI only, whose torch for
+# Linux is the CUDA build), the CPU image is the CUDA image under the CPU image's name: torch
+# runs on the CPU there, and a GPU host stores the layer once. The marker keeps later runs
+# from downloading again; delete it to try for a CPU build once more.
+NO_CPU_TORCH=$WHEELHOUSE/cpu/NO-CPU-TORCH
+
+cpu_torch_reachable() { [ ! -f "$NO_CPU_TORCH" ]; }
+
+torch_from_pip_is_cuda() {  # would pip's configured sources give a CUDA build of torch?
+  "$PYTHON" -m pip install -q --dry-run --ignore-installed --report "$work/cpu-torch.json" \
+    "torch==$CPU_TORCH_VERSION" >/dev/null 2>&1 || return 1
+  "$PYTHON" - "$work/cpu-torch.json" <<'PY'
+import json, sys
+names = [i["metadata"]["name"].lower() for i in json.load(open(sys.argv[1]))["install"]]
+sys.exit(0 if any(n.startswith("nvidia-") for n in names) else 1)
+PY
+}
+
+no_cpu_torch() {  # what was found: the marker, and the one line that says so
+  echo "Only a CUDA build of torch was reachable ($1); the CPU image is the CUDA image" \
+    "under its name. Delete this file to try for a CPU build again." >"$NO_CPU_TORCH"
+  log "No CPU build of torch is reachable here (PyPI's torch for Linux is the CUDA build):" \
+    "$CPU_IMAGE is built as the CUDA image (torch $CUDA_TORCH_VERSION runs on the CPU; on a GPU" \
+    "host it costs no extra disk). A +cpu wheel in $WHEELHOUSE/cpu, or a reachable" \
+    "CPU_TORCH_INDEX, gives a small CPU image (delete $NO_CPU_TORCH first)."
+}
+
 fill_cpu_wheelhouse() {
   local wh=$WHEELHOUSE/cpu torch
   mkdir -p "$wh"
+  cpu_torch_reachable || return 0
   if ! ls "$wh"/torch-"$CPU_TORCH_VERSION"*.whl >/dev/null 2>&1; then
     log "downloading a CPU build of torch==$CPU_TORCH_VERSION into $wh"
     # The PyTorch CPU index first (PyPI's own torch for Linux is a CUDA build), PyPI for the
@@ -105,13 +133,17 @@ fill_cpu_wheelhouse() {
     "$PYTHON" -m pip download -q -d "$wh" --retries 1 --timeout 20 --index-url "$CPU_TORCH_INDEX" \
       --extra-index-url https://pypi.org/simple "torch==$CPU_TORCH_VERSION" 2>"$work/cpu-download.log" \
       || { log "$CPU_TORCH_INDEX is out of reach; trying pip's configured sources"
-           "$PYTHON" -m pip download -q -d "$wh" "torch==$CPU_TORCH_VERSION"; }
+           # Asked first what pip would take (metadata only): a CUDA build is gigabytes.
+           if torch_from_pip_is_cuda; then
+             no_cpu_torch "torch==$CPU_TORCH_VERSION from pip's sources"; return 0
+           fi
+           "$PYTHON" -m pip download -q -d "$wh" --no-deps "torch==$CPU_TORCH_VERSION"; }
   fi
   torch=$(ls "$wh"/torch-"$CPU_TORCH_VERSION"*.whl | head -1)
   if wheel_requires_cuda "$torch"; then
-    rm -f "$torch"
-    die "$(basename "$torch") is a CUDA build of torch, not a CPU one (it requires nvidia-*" \
-      "packages). Give CPU_TORCH_INDEX a reachable CPU index, or put a +cpu wheel in $wh."
+    rm -f "$wh"/*.whl
+    no_cpu_torch "$(basename "$torch")"
+    return 0
   fi
   # A site may hand in the torch wheel alone; the image's pip reads nothing but this folder,
   # so torch's dependencies are fetched once (from pip's configured index) if any is missing.
@@ -296,6 +328,12 @@ build_plain() {
 build_cpu() {
   build_base
   fill_cpu_wheelhouse
+  if ! cpu_torch_reachable; then
+    build_cuda
+    docker tag "$CUDA_IMAGE" "$CPU_IMAGE"
+    log "$CPU_IMAGE is $CUDA_IMAGE (no CPU build of torch here; see $NO_CPU_TORCH)"
+    return
+  fi
   build_torch_layer cpu "$CPU_TORCH_LAYER" "torch==$CPU_TORCH_VERSION"
   project_wheel
   build_singleuser cpu "$CPU_IMAGE" "$CPU_TORCH_LAYER" python3
@@ -331,7 +369,7 @@ main() {
     cpu) build_cpu ;;
     pytorch-cuda) build_cuda ;;
     plain) build_base; build_plain ;;
-    all) build_cpu; build_cuda ;;
+    all) build_cpu; cpu_torch_reachable && build_cuda ;;
   esac
   retire
 }

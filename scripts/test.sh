@@ -7,8 +7,10 @@ source "$(dirname "$0")/lib.sh"
 
 # chromium: the browser tests; libatomic1: Playwright's own Node driver links it (a bare
 # bookworm lacks it); openssh-client: the SSH gateway's tests use the real client; iproute2:
-# the Swarm tests give each extra engine a network namespace (`ip netns`, veth).
-ensure_system_packages chromium libatomic1 openssh-client iproute2
+# the Swarm tests give each extra engine a network namespace (`ip netns`, veth);
+# libnss-myhostname: the tests' Python resolves hub.localhost and <user>.hub.localhost (the
+# default deployment's names) to this machine, as browsers and curl do by themselves.
+ensure_system_packages chromium libatomic1 openssh-client iproute2 libnss-myhostname
 trap stop_started_dockerd EXIT
 ensure_dockerd --add-runtime nvidia=runc
 ensure_proxy
@@ -20,10 +22,16 @@ ensure_venv hub,notebook,test
 [ "${CUDASPAWNER_IMAGES:-all}" = cpu ] && images=cpu || images=all
 PYTHON="$VENV/bin/python" "$repo/images/build.sh" "$images"
 # The tests' own torch (the verification on the CPU) is the CPU build the CPU image took:
-# PyPI's torch for Linux is a CUDA build of several GB. build.sh left it in the wheelhouse.
+# PyPI's torch for Linux is a CUDA build of several GB. build.sh left it in the wheelhouse;
+# where no CPU build could be had (NO-CPU-TORCH there), the CUDA build it used instead.
+wheelhouse=${CUDASPAWNER_WHEELHOUSE:-/var/cache/cudaspawner/wheelhouse}
+if [ -f "$wheelhouse/cpu/NO-CPU-TORCH" ]; then
+  torch_wheels=$wheelhouse/cuda torch_version=${CUDA_TORCH_VERSION:-2.9.1}
+else
+  torch_wheels=$wheelhouse/cpu torch_version=${CPU_TORCH_VERSION:-2.13.0}
+fi
 "$VENV/bin/python" -c 'import torch' 2>/dev/null || "$VENV/bin/pip" install -q \
-  --find-links "${CUDASPAWNER_WHEELHOUSE:-/var/cache/cudaspawner/wheelhouse}/cpu" \
-  "torch==${CPU_TORCH_VERSION:-2.13.0}"
+  --find-links "$torch_wheels" "torch==$torch_version"
 export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1
 cd "$repo"
 "$VENV/bin/ruff" check . && "$VENV/bin/ruff" format --check .

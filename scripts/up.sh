@@ -41,15 +41,27 @@ for _ in $(seq 60); do
   sleep 1
 done
 grep -q "JupyterHub is now running" "$DATA/jupyterhub.log" || { tail -30 "$DATA/jupyterhub.log"; exit 1; }
-url=$(grep -o "JupyterHub is now running at [^ ]*" "$DATA/jupyterhub.log" | tail -1 | awk '{print $NF}')
+# Where people open the hub: its public name (the config writes it), else the proxy's address.
+url=$(cat "$DATA/public-url" 2>/dev/null || true)
+[ -n "$url" ] || url=$(grep -o "JupyterHub is now running at [^ ]*" "$DATA/jupyterhub.log" | tail -1 | awk '{print $NF}')
 url=${url/:\/\/:/:\/\/$(hostname -f 2>/dev/null || hostname):}  # "https://:8443" -> a real host
 password=$(grep -o "password: [^ ]*" "$first_start" | tail -1 | awk '{print $2}' || true)
 rm -f "$first_start"
 cat <<MSG
 
   JupyterHub is up: open ${url:-https://<this host>:8443/}
-  (the certificate is self-signed unless you gave your own: see the README's security section)
+  (the certificate is self-signed unless you gave your own: see the README's security section;
+  each user's server is served on its own name under it: docs/setup.md, "Names")
 MSG
+host=${url#*://}; host=${host%%[:/]*}
+case $host in
+  *.localhost|localhost|"") ;;
+  *) cat <<MSG
+  Each user's server is served on <user>.$host: DNS must send both $host and *.$host to
+  this machine, and the certificate must name both (docs/setup.md, "Names").
+MSG
+  ;;
+esac
 if [ -n "$password" ]; then
   cat <<MSG
   Log in as "admin" with the password generated on first start: $password

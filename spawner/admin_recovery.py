@@ -80,7 +80,10 @@ def reset_password(db_path: str, user: str, password: str) -> str:
 
 def main(argv: Sequence[str] | None = None, prog: str = "cudaspawner-admin") -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    p = argparse.ArgumentParser(prog=prog, description="Recover access to the hub.")
+    p = argparse.ArgumentParser(
+        prog=prog,
+        description="Recover access to the hub, and handle the homes of deleted accounts.",
+    )
     sub = p.add_subparsers(dest="command", required=True)
     reset = sub.add_parser(
         "reset-password",
@@ -94,7 +97,18 @@ def main(argv: Sequence[str] | None = None, prog: str = "cudaspawner-admin") -> 
     reset.add_argument(
         "--password-stdin", action="store_true", help="read the new password from stdin"
     )
+    homes = sub.add_parser(
+        "homes",
+        help="list the home volumes of deleted accounts, or remove one",
+        description="Home volumes are bound to the account they were made for; a deleted "
+        "account's home stays until you decide. Lists this hub's homes (orphaned first).",
+    )
+    homes.add_argument("--db", default=default_db, help=f"hub database (default: {default_db})")
+    homes.add_argument("--hub-id", default="", help="this hub's id (default: its hub-id file)")
+    homes.add_argument("--remove", metavar="VOLUME", help="remove this orphaned home volume")
     args = p.parse_args(argv)
+    if args.command == "homes":
+        return _homes(args, prog)
     if args.password_stdin:
         password = sys.stdin.readline().rstrip("\n")
     else:
@@ -108,6 +122,31 @@ def main(argv: Sequence[str] | None = None, prog: str = "cudaspawner-admin") -> 
     if not args.password_stdin:
         print(f"New password for {args.user}: {password}")
         print("Log in and change it at /hub/change-password. It is not shown again.")
+    return 0
+
+
+def _homes(args, prog: str) -> int:
+    import docker
+
+    from .orphan_homes import list_homes, remove_home
+    from .ownership import hub_identity
+
+    hub_id = args.hub_id or hub_identity(os.path.dirname(os.path.abspath(args.db)))
+    try:
+        client = docker.from_env(timeout=30)
+        if args.remove:
+            print(remove_home(client, args.db, hub_id, args.remove))
+            return 0
+        found = list_homes(client, args.db, hub_id)
+    except (ValueError, sqlite3.Error, docker.errors.DockerException) as e:
+        print(f"{prog}: {e}", file=sys.stderr)
+        return 1
+    if not found:
+        print("No home volumes bound to accounts on this hub.")
+    for h in found:
+        state = "ORPHANED (account deleted)" if h.orphaned else "in use by its account"
+        mounted = f", mounted by {', '.join(h.in_use_by)}" if h.in_use_by else ""
+        print(f"{h.volume}\t{h.user}\t{state}{mounted}")
     return 0
 
 

@@ -9,9 +9,11 @@ take and return data. Docker calls go through DockerSpawner's off-loop `self.doc
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import time
 from datetime import datetime, timezone
+from pathlib import Path
 
 import docker.errors
 from dockerspawner import DockerSpawner
@@ -52,8 +54,13 @@ class CUDADockerSpawner(SiteConfig, DockerSpawner):
         async def alt_names(spawner: CUDADockerSpawner) -> list[str]:
             # The hub and proxy reach the container at its planned address, so the
             # certificate must name it (a hub on the host cannot resolve container names).
+            # With a host name per user, the proxy checks that name too (the user's alone,
+            # not the hub's other trusted names).
             plan = await spawner.start_plan()
-            return [f"DNS:{spawner.container_name}", f"IP:{plan.address}"]
+            names = [f"DNS:{spawner.container_name}", f"IP:{plan.address}"]
+            if spawner.user.settings.get("subdomain_host"):
+                names.append(f"DNS:{spawner.user.domain}")
+            return names
 
         return alt_names
 
@@ -327,8 +334,28 @@ class CUDADockerSpawner(SiteConfig, DockerSpawner):
             self.object_id = ""  # never remove it as "a failed start's container"
             raise refusal
 
-    async def _ensure_volume(self, name: str) -> None:
-        await owned_objects.ensure_volume(self.docker, name, self.hub_id, self.user.name, self.log)
+    async def _ensure_volume(self, name: str, replace_earlier: bool = False) -> None:
+        account = ownership.account_stamp(self.user.id, self.user.created)
+        await owned_objects.ensure_volume(
+            self.docker, name, self.hub_id, self.user.name, self.log, account, replace_earlier
+        )
+
+    async def delete_forever(self) -> None:
+        """The account is deleted: its SSH keys go with it, so a later account of the same
+        name never logs in with them. Its home volume stays, bound to this account, for the
+        admin to keep or remove (`cudaspawner-admin homes`); no later account gets it."""
+        if self.ssh_key_store:
+            from jupyterhub.utils import isoformat
+
+            from .ssh.keys import KeyStore
+
+            # The account as the hub's API names it (what the key store records).
+            account = isoformat(self.user.created) if self.user.created else ""
+            # SQLite may wait on the gateway's lock: off the event loop.
+            removed = await asyncio.to_thread(
+                lambda: KeyStore(Path(self.ssh_key_store)).forget(self.user.name, account)
+            )
+            self.log.info("Deleted account %s: %d SSH key(s) removed", self.user.name, removed)
 
     async def _ensure_volumes(self, plan: StartPlan) -> None:
         """The plan's named volumes (not bind mounts), made with this hub's label."""
@@ -405,7 +432,9 @@ class CUDADockerSpawner(SiteConfig, DockerSpawner):
             raise errors.user_error(500, str(e)) from None
         archive, in_container = cert_archive(paths, *owner)
         volume = self.format_volume_name(self.certs_volume_name, self)
-        await self._ensure_volume(volume)
+        # It holds only the certificates staged here at each start: one an earlier account
+        # of this name left is made afresh, never handed over.
+        await self._ensure_volume(volume, replace_earlier=True)
         binds = self.client.create_host_config(binds={volume: {"bind": "/certs"}})
         await stage_certs(self.docker, binds, self.move_certs_image, archive)
         return in_container

@@ -148,3 +148,30 @@ async def stage_certs(
         await docker("put_archive", container=stager["Id"], path="/certs", data=archive)
     finally:
         await docker("remove_container", stager["Id"], force=True)
+
+
+def renew_hub_cert_lacking(certs_location: str, dns_name: str) -> bool:
+    """Drop the hub's internal certificate when it does not name `dns_name`, so JupyterHub
+    makes a new one (signed by the same authority) at this start. True when dropped.
+
+    JupyterHub makes it once and keeps it; a deployment that turns on one origin per user
+    server needs `*.<domain>` in it, or the proxy refuses to reach the hub on users' names
+    (it checks the hub's certificate against the name the browser asked for).
+    """
+    from certipy import Certipy, CertNotFoundError
+    from cryptography import x509
+
+    store = Certipy(store_dir=certs_location).store
+    try:
+        record = store.get_record("hub-internal")
+        with open(record["files"]["cert"], "rb") as f:
+            cert = x509.load_pem_x509_certificate(f.read())
+        names = cert.extensions.get_extension_for_class(
+            x509.SubjectAlternativeName
+        ).value.get_values_for_type(x509.DNSName)
+    except (CertNotFoundError, OSError, KeyError, ValueError, x509.ExtensionNotFound):
+        return False
+    if dns_name in names:
+        return False
+    store.remove_files("hub-internal", delete_dir=True)
+    return True

@@ -42,22 +42,46 @@ async def foreign_refusal(
 
 
 async def ensure_volume(
-    docker: DockerCall, name: str, hub_id: str, user: str, log: logging.Logger
+    docker: DockerCall,
+    name: str,
+    hub_id: str,
+    user: str,
+    log: logging.Logger,
+    account: str = "",
+    replace_earlier: bool = False,
 ) -> None:
-    """Create a named volume with this hub's label, or check that an existing one is ours.
+    """Create a named volume with this hub's label (and the account's), or check that an
+    existing one is ours and this account's.
 
-    A volume labelled by another hub is refused (409). One without any hub label predates
-    ownership labels (or was made by hand) and is used as it is: it is how an upgraded
-    deployment keeps its users' homes.
+    A volume labelled by another hub is refused (409), and so is one made for an earlier
+    account of the same name (409: the admin decides, `cudaspawner-admin homes`). One
+    without any hub label predates ownership labels (or was made by hand) and is used as
+    it is: it is how an upgraded deployment keeps its users' homes. `replace_earlier`: an
+    earlier account's volume of ours that holds only what the hub writes at each start (the
+    TLS certificates) is removed and made afresh instead.
     """
     try:
         vol = await docker("inspect_volume", name)
     except NotFound:
         labels = {ownership.HUB_LABEL: hub_id, "org.cudaspawner.user": user}
+        if account:
+            labels[ownership.ACCOUNT_LABEL] = account
         await docker("create_volume", name, labels=labels)
         return
     labels = vol.get("Labels") or {}
     if ownership.owner_of(labels) and not ownership.is_ours(labels, hub_id):
         for_user, for_admin = ownership.foreign_volume(name, labels)
+        log.error("%s", for_admin)
+        raise errors.user_error(409, for_user)
+    earlier = ownership.account_of(labels)
+    if account and earlier and earlier != account and replace_earlier:
+        log.info("Replacing volume %s of an earlier account %s", name, earlier)
+        await docker("remove_volume", name)
+        labels = {ownership.HUB_LABEL: hub_id, "org.cudaspawner.user": user}
+        labels[ownership.ACCOUNT_LABEL] = account
+        await docker("create_volume", name, labels=labels)
+        return
+    if account and earlier and earlier != account:
+        for_user, for_admin = ownership.earlier_accounts_home(name, user, labels)
         log.error("%s", for_admin)
         raise errors.user_error(409, for_user)

@@ -13,9 +13,14 @@ import os
 import re
 import secrets
 from collections.abc import Mapping
+from datetime import datetime
 from pathlib import Path
 
 HUB_LABEL = "org.cudaspawner.hub"
+# The account a home volume was made for: the hub's user id and that account's creation
+# time. A later account of the same name (the first one deleted) has another stamp, so it is
+# never handed the earlier one's files (ids alone can be reused by SQLite).
+ACCOUNT_LABEL = "org.cudaspawner.account"
 HUB_ID_FILE = "hub-id"
 _HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 
@@ -50,6 +55,35 @@ def hub_identity(directory: str | os.PathLike) -> str:
             "delete it to generate a new one, but only if no server of this hub runs."
         )
     return text
+
+
+def account_stamp(user_id: int, created: datetime | None) -> str:
+    """The label value binding a volume to one account (not only to its name)."""
+    when = created.strftime("%Y%m%dT%H%M%S.%f") if created else "unknown"
+    return f"{user_id}@{when}"
+
+
+def account_of(labels: Mapping[str, str] | None) -> str:
+    """The account stamp on a volume; "" for one made before accounts were recorded."""
+    return ((labels or {}).get(ACCOUNT_LABEL) or "").strip()
+
+
+def earlier_accounts_home(
+    name: str, user: str, labels: Mapping[str, str] | None
+) -> tuple[str, str]:
+    """(for the user, for the admin's log) when `user`'s home volume was made for an earlier
+    account of the same name."""
+    for_user = (
+        f"A home volume ({name}) from an earlier account named {user} is still on this host. "
+        "It is not yours, so your server does not use it; an administrator decides what "
+        "happens to it. Please tell your administrator."
+    )
+    for_admin = (
+        f"Not giving volume {name} to the account {user}: it was made for an earlier account "
+        f"of that name ({account_of(labels)}). List and handle such homes with "
+        "`cudaspawner-admin homes` (keep, or --remove)."
+    )
+    return for_user, for_admin
 
 
 def data_directory(db_url: str, fallback: str | os.PathLike) -> Path:

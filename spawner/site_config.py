@@ -108,6 +108,12 @@ class SiteConfig(HasTraits):
         "which makes concurrent spawns wait in line for each other's Docker calls.",
     )
 
+    ssh_key_store = Unicode(
+        "",
+        help="""The SSH gateway's key store (set by configure_ssh): a deleted account's keys
+        are removed from it, so a later account of the same name cannot log in with them.""",
+    ).tag(config=True)
+
     hub_id = Unicode(
         config=True,
         help="""This deployment's identity on the Docker engine.

@@ -31,6 +31,7 @@ TEST_LABEL = "org.cudaspawner.test-hub"
 # engine (whose servers are jupyter-<user>, cudaspawner-home-<user>), and each has its own
 # hub identity, so the suite can run beside a live hub and touches only what it made.
 TEST_PREFIX = "jupytest"
+DOMAIN = "hub.localhost"  # the default deployment's public name
 HUB_LABEL = "org.cudaspawner.hub"
 
 
@@ -68,6 +69,29 @@ class Hub:
     def verify(self) -> str | bool:
         """What a client verifies the hub's TLS certificate against."""
         return str(self.data_dir / "hub-cert.pem") if self.url.startswith("https") else True
+
+    @property
+    def subdomains(self) -> bool:
+        """Whether each user's server has its own host name (the default deployment)."""
+        return self.env.get("CUDASPAWNER_USER_SUBDOMAINS", "1") not in ("0", "off", "false")
+
+    def server_url(self, user: str, path: str = "") -> str:
+        """The URL of `user`'s default server (plus `path`), on its own host name when the
+        hub gives it one."""
+        parsed = urlparse(self.url)
+        host = f"{user}.{parsed.hostname}" if self.subdomains else parsed.hostname
+        return f"{parsed.scheme}://{host}:{parsed.port}/user/{user}/{path.lstrip('/')}"
+
+    def service_url(self, name: str, path: str = "") -> str:
+        """The URL of a hub service's page: on its own host name with per-user origins
+        (`<name>--service.<domain>`, JupyterHub's naming), else under the hub's."""
+        parsed = urlparse(self.url)
+        host = parsed.hostname
+        if self.subdomains:
+            from jupyterhub.utils import subdomain_hook_idna
+
+            host = subdomain_hook_idna(name, host, "service")
+        return f"{parsed.scheme}://{host}:{parsed.port}/services/{name}/{path.lstrip('/')}"
 
     def api(self, method: str, path: str, **kw) -> requests.Response:
         headers = {"Authorization": f"token {self.admin_token}", **kw.pop("headers", {})}
@@ -242,17 +266,29 @@ c.JupyterHub.log_level = "DEBUG"
         "CUDASPAWNER_SSH_IP": "127.0.0.1",
         "CUDASPAWNER_EXTRA_CONFIG": str(data_dir / "test_config.py"),
         "PATH": f"{VENV_BIN}:{os.environ.get('PATH', '')}",
+        # A hub that dies of a signal (CI once saw a segfault in libpython during four
+        # spawns at once) leaves its threads' Python stacks in its log.
+        "PYTHONFAULTHANDLER": "1",
     }
     scheme = "https" if secure else "http"
     hub_env["CUDASPAWNER_BIND_URL"] = f"{scheme}://127.0.0.1:{port}"
     if not secure:
+        # The quick hub: one origin for all (it has no HTTPS for per-user origins).
         hub_env.update(
-            CUDASPAWNER_TLS="0", CUDASPAWNER_INTERNAL_SSL="0", CUDASPAWNER_AUTH="shared-password"
+            CUDASPAWNER_TLS="0",
+            CUDASPAWNER_INTERNAL_SSL="0",
+            CUDASPAWNER_AUTH="shared-password",
+            CUDASPAWNER_USER_SUBDOMAINS="0",
         )
     hub_env.update(env or {})
+    # As deployed: the hub on its name, each user's server on <user>.<name> (both resolve
+    # to this machine: *.localhost is loopback).
+    subdomains = hub_env.get("CUDASPAWNER_USER_SUBDOMAINS", "1") not in ("0", "off", "false")
+    domain = hub_env.get("CUDASPAWNER_DOMAIN", DOMAIN)
+    host = domain if subdomains else "127.0.0.1"
     return Hub(
         data_dir=data_dir,
-        url=f"{scheme}://127.0.0.1:{port}/",
+        url=f"{scheme}://{host}:{port}/",
         admin_token=token,
         env=hub_env,
         hub_id=hub_id,
@@ -297,16 +333,37 @@ class Browser:
             self.session.mount("http://", adapter)
             self.session.mount("https://", adapter)
 
+    def url(self, path: str) -> str:
+        """`path` on the hub, or a user's server path (`user/<name>/...`) on that server's
+        own host name, where a browser ends up after the hub's redirect."""
+        path = path.lstrip("/")
+        if path.startswith("user/") and self.hub.subdomains:
+            _, name, *rest = path.split("/", 2)
+            return self.hub.server_url(name, rest[0] if rest else "")
+        if path.startswith("services/") and self.hub.subdomains:
+            _, name, *rest = path.split("/", 2)
+            return self.hub.service_url(name, rest[0] if rest else "")
+        return self.hub.url + path
+
     def get(self, path: str, **kw) -> requests.Response:
-        return self.session.get(self.hub.url + path.lstrip("/"), timeout=60, **kw)
+        return self.session.get(self.url(path), timeout=60, **kw)
 
     def post(self, path: str, **kw) -> requests.Response:
         headers = {"X-XSRFToken": self.xsrf, **kw.pop("headers", {})}
-        return self.session.post(self.hub.url + path.lstrip("/"), headers=headers, timeout=90, **kw)
+        return self.session.post(self.url(path), headers=headers, timeout=90, **kw)
 
     @property
     def xsrf(self) -> str:
-        return self.session.cookies.get("_xsrf", path="/hub/") or self.session.cookies.get("_xsrf")
+        """The hub's XSRF token (the hub's own cookie, not a user server's)."""
+        host = urlparse(self.hub.url).hostname
+        for cookie in self.session.cookies:
+            if cookie.name == "_xsrf" and cookie.domain.lstrip(".") == host:
+                if cookie.path.startswith("/hub"):
+                    return cookie.value
+        for cookie in self.session.cookies:
+            if cookie.name == "_xsrf" and cookie.domain.lstrip(".") == host:
+                return cookie.value
+        return ""
 
     def login(self, user: str, password: str) -> requests.Response:
         page = self.get("hub/login")

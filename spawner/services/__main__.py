@@ -59,6 +59,7 @@ async def main(document: dict) -> None:
         document["proxy_url"],
         proxy_ca=document.get("proxy_ca"),
         hub_ssl=hub_ssl,
+        public_domain=document.get("public_domain") or "",
     )
     fleet = FleetService(client, _containers(), settings, gpus, Path(document["snapshot"]), log=log)
     prefix = os.environ.get("JUPYTERHUB_SERVICE_PREFIX", "/services/gpu-admin/")

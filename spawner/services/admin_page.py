@@ -19,22 +19,36 @@ from jupyterhub.services.auth import HubOAuthCallbackHandler, HubOAuthenticated
 from jupyterhub.utils import url_path_join
 from tornado import web
 
+from ..security_headers import set_security_headers
 from .fleet import GpuRow
 from .hub_client import HubUnreachable
+from .server_figures import finite_number
 from .service import FleetService
 
 TEMPLATES = Path(__file__).parent / "templates"
 ADMIN_CACHE_SECONDS = 10.0
+NOTICE_COOKIE = "cudaspawner-gpu-admin-notice"
 NOT_ADMIN = "Only hub admins can see the GPU fleet. Ask an admin if you need this page."
 
 _env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape())
 
 
+# The cells below take anything: one odd row must never fail the page for everyone.
+
+
 def mib(value: Any) -> str:
-    return "-" if not isinstance(value, (int, float)) else f"{value / 2**30:.1f}"
+    """Bytes as GiB with one decimal (the column is "Memory (GiB)"); "-" for anything else."""
+    number = finite_number(value)
+    return "-" if number is None else f"{number / 2**30:.1f}"
 
 
-def ago(seconds: float | None) -> str:
+def percent(value: Any) -> str:
+    number = finite_number(value)
+    return "-" if number is None else f"{number:g} %"
+
+
+def ago(seconds: Any) -> str:
+    seconds = finite_number(seconds)
     if seconds is None:
         return "-"
     seconds = round(seconds)
@@ -43,6 +57,12 @@ def ago(seconds: float | None) -> str:
     if seconds < 7200:
         return f"{seconds // 60} min"
     return f"{seconds // 3600} h {seconds % 3600 // 60} min"
+
+
+def left(until: Any, now: float) -> str:
+    """Time left until `until` (a warning's stop), "-" when that is not a time."""
+    until = finite_number(until)
+    return "-" if until is None else ago(until - now)
 
 
 def render_page(
@@ -70,7 +90,9 @@ def render_page(
         message=message,
         problem=problem,
         mib=mib,
+        percent=percent,
         ago=ago,
+        left=left,
     )
 
 
@@ -93,6 +115,9 @@ class AdminCheck:
 
 
 class AdminHandler(HubOAuthenticated, web.RequestHandler):
+    def set_default_headers(self) -> None:
+        set_security_headers(self)  # the same as the hub's own pages
+
     @property
     def fleet(self) -> FleetService:
         return self.settings["fleet"]
@@ -103,6 +128,14 @@ class AdminHandler(HubOAuthenticated, web.RequestHandler):
         if not await self.settings["is_admin"](user["name"]):
             raise web.HTTPError(403, NOT_ADMIN)
         return user["name"]
+
+    def take_notice(self) -> str:
+        """The notice our own last action left (a signed cookie, read once): never words
+        from the URL, which anyone could send an admin a link with."""
+        value = self.get_signed_cookie(NOTICE_COOKIE, max_age_days=1)
+        if value is not None:
+            self.clear_cookie(NOTICE_COOKIE, path=self.settings["prefix"])
+        return value.decode(errors="replace") if value else ""
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
         exc = kwargs.get("exc_info", (None, None))[1]
@@ -123,7 +156,7 @@ class PageHandler(AdminHandler):
                 now=time.time(),
                 prefix=self.settings["prefix"],
                 xsrf_form_html=self.xsrf_form_html(),
-                message=self.get_query_argument("message", ""),
+                message=self.take_notice(),
                 problem=state.problem,
             )
         )
@@ -168,7 +201,10 @@ class StopHandler(AdminHandler):
             extra={"user": user, "server": label, "event": "admin_stop", "admin": admin},
         )
         message = f"Stopped {label}'s server; its GPUs are free."
-        self.redirect(self.settings["prefix"] + "?" + web.urlencode({"message": message}))
+        self.set_signed_cookie(
+            NOTICE_COOKIE, message, path=self.settings["prefix"], httponly=True, samesite="Strict"
+        )
+        self.redirect(self.settings["prefix"])
 
 
 def make_app(fleet: FleetService, prefix: str, cookie_secret: bytes) -> web.Application:

@@ -46,6 +46,7 @@ class GpuRow:
     memory_total: int | None = None
     idle_seconds: float | None = None  # None: busy, unknown or free
     stop_at: float | None = None  # a reclaim warning stands until then
+    unreadable: str = ""  # why the server's last answer could not be read; "" when it could
 
     @property
     def free(self) -> bool:
@@ -104,7 +105,8 @@ def gpu_servers(
 def _live_for(server: GpuServer, figures: Sequence[Mapping[str, Any]]) -> list[Mapping | None]:
     """The server's own GPU readings, one per GPU id: by UUID where the ids are UUIDs, else in
     order (the container sees its GPUs in the order Docker was given them)."""
-    by_uuid = {g.get("uuid"): g for g in figures}
+    figures = [g for g in figures if isinstance(g, Mapping)]
+    by_uuid = {g.get("uuid"): g for g in figures if isinstance(g.get("uuid"), str)}
     if all(i in by_uuid for i in server.gpu_ids):
         return [by_uuid[i] for i in server.gpu_ids]
     ordered = sorted(
@@ -119,8 +121,11 @@ def fleet_rows(
     live: Mapping[str, Sequence[Mapping[str, Any]]],
     watches: Mapping[str, Watch],
     now: float,
+    unreadable: Mapping[str, str] | None = None,
 ) -> list[GpuRow]:
-    """One row per GPU: every held GPU, and every free one the inventory knows."""
+    """One row per GPU: every held GPU, and every free one the inventory knows.
+    `unreadable`: server key -> why its last answer could not be read (shown on its rows)."""
+    unreadable = unreadable or {}
     by_id = {g.id: g for g in inventory or ()}
     rows: list[GpuRow] = []
     held: set[str] = set()
@@ -147,6 +152,7 @@ def fleet_rows(
                     memory_total=reading.get("memory_total"),
                     idle_seconds=idle,
                     stop_at=watch.stop_at,
+                    unreadable=unreadable.get(s.key, ""),
                 )
             )
     for g in inventory or ():

@@ -19,6 +19,8 @@ from typing import Any, Literal
 from traitlets import Bool, Dict, Float, List, Unicode
 from traitlets.config import Configurable
 
+from .server_figures import finite_number
+
 Action = Literal["none", "warn", "clear", "stop"]
 DEFAULT_POLICY_KEY = "*"
 
@@ -76,11 +78,14 @@ def decide(
     if look.utilisation is None:
         return watch, "none"
     withdraw: Action = "clear" if watch.warned else "none"
-    kept = look.kept_at is not None and (watch.kept_seen is None or look.kept_at > watch.kept_seen)
+    # A "keep" later than this look (or not a time at all) is not believed: it would keep
+    # the server forever.
+    kept_at = look.kept_at if look.kept_at is not None and look.kept_at <= look.at else None
+    kept = kept_at is not None and (watch.kept_seen is None or kept_at > watch.kept_seen)
     if kept:
         # The idle period starts again at the press, not at this look.
-        idle_since = None if look.utilisation >= policy.threshold else look.kept_at
-        return Watch(idle_since=idle_since, kept_seen=look.kept_at), withdraw
+        idle_since = None if look.utilisation >= policy.threshold else kept_at
+        return Watch(idle_since=idle_since, kept_seen=kept_at), withdraw
     if look.utilisation >= policy.threshold:
         return replace(watch, idle_since=None, stop_at=None), withdraw
     idle_since = watch.idle_since if watch.idle_since is not None else look.at
@@ -100,13 +105,9 @@ UNRECLAIMED = ReclaimPolicy(idle_after=float("inf"), warn_for=float("inf"))
 
 def busiest(gpus: Iterable[Mapping[str, Any]]) -> float | None:
     """The highest utilisation among a server's GPUs; None when none could be read."""
-    values = [
-        g.get("utilization_gpu")
-        for g in gpus
-        if isinstance(g.get("utilization_gpu"), (int, float))
-        and not isinstance(g.get("utilization_gpu"), bool)
-    ]
-    return float(max(values)) if values else None
+    values = [finite_number(g.get("utilization_gpu")) for g in gpus]
+    numbers = [v for v in values if v is not None]
+    return max(numbers) if numbers else None
 
 
 def _minutes(seconds: float) -> str:

@@ -1,23 +1,42 @@
-"""The service's HTTP edge: the hub's REST API with the service's token, and each server's GPU
-API (`api/gpu/v1/...`) through the proxy, with the same token.
+"""The service's HTTP edge: the hub's REST API with the service's own token, and each GPU
+server's API (`api/gpu/v1/...`) through the proxy with a token of that server's owner.
 
-The token's scopes (granted by `operations.service_roles`) decide what it may do: list users
-and their servers, stop servers, and reach servers (`access:servers`), which is what the
-single-user server checks before answering its GPU API. Nothing here runs inside a
-container, and nothing here decides.
+A user controls their own server, and anything sent to it is theirs. So the service's own
+token (list users, stop servers, mint tokens) never leaves this host: each server is asked
+with a token the service has the hub mint for the server's owner, scoped to that one
+server (`access:servers!server=alice/`), which is worth nothing beyond what its owner
+already holds. Answers are read with a size limit and handed on as untrusted data
+(`server_figures` checks them). Nothing here runs inside a container, and nothing decides.
 """
 
 from __future__ import annotations
 
 import json
+import socket
 import ssl
-from typing import Any
-from urllib.parse import quote
+import time
+from dataclasses import dataclass
+from typing import Any, Protocol
+from urllib.parse import quote, urlsplit
 
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
+from tornado.netutil import DefaultLoopResolver, Resolver
+
+from .server_figures import MAX_STATUS_BYTES, strict_json
 
 TIMEOUT = 10.0  # seconds: one slow server must not hold up a look at the fleet for long
 STOP_TIMEOUT = 60.0
+TOKEN_LIFETIME = 3600  # seconds a per-server token lives; minted again before it ends
+TOKEN_RENEW_BEFORE = 600.0
+TOKEN_NOTE = "gpu-admin: reads this server's GPU figures and shows idle-GPU warnings"
+
+
+class ServerRef(Protocol):
+    """What the client needs of a server: its owner, its name and its URL."""
+
+    user: str
+    name: str
+    url: str
 
 
 class HubUnreachable(Exception):
@@ -26,6 +45,39 @@ class HubUnreachable(Exception):
     def __init__(self, message: str, code: int | None = None) -> None:
         super().__init__(message)
         self.code = code
+
+
+@dataclass(frozen=True)
+class ServerToken:
+    token: str
+    token_id: str
+    expires_at: float
+
+
+def server_scope(user: str, server_name: str) -> str:
+    """The one scope a per-server token holds: access to that server, nothing else."""
+    return f"access:servers!server={user}/{server_name}"
+
+
+class ProxyResolver(Resolver):
+    """Resolves the hub's public names (the hub's and every `*.<domain>` server name) to
+    the proxy's own address, so the service reaches servers on their own host names
+    without wildcard DNS on this host; any other name resolves as usual."""
+
+    def initialize(self, domain: str, proxy_host: str) -> None:  # tornado's Configurable
+        self.domain = domain.lower()
+        self.proxy_host = proxy_host
+        self._default = DefaultLoopResolver()
+
+    def owns(self, host: str) -> bool:
+        host = host.lower().rstrip(".")
+        return bool(self.domain) and (host == self.domain or host.endswith("." + self.domain))
+
+    async def resolve(
+        self, host: str, port: int, family: socket.AddressFamily = socket.AF_UNSPEC
+    ) -> list[tuple[int, Any]]:
+        target = self.proxy_host if self.owns(host) else host
+        return await self._default.resolve(target, port, family)
 
 
 class HubClient:
@@ -37,6 +89,8 @@ class HubClient:
         *,
         proxy_ca: str | None = None,
         hub_ssl: ssl.SSLContext | None = None,
+        public_domain: str = "",
+        clock=time.time,
     ) -> None:
         self.api_url = api_url.rstrip("/") + "/"
         self.proxy_url = proxy_url.rstrip("/")
@@ -46,6 +100,18 @@ class HubClient:
         if self.proxy_url.startswith("https"):
             self._proxy_ssl = ssl.create_default_context(cafile=proxy_ca)
         self._http = AsyncHTTPClient(force_instance=True, max_clients=16)
+        # Servers' answers: bounded (a hostile server may send gigabytes), public names
+        # resolved to the proxy.
+        proxy_host = urlsplit(self.proxy_url).hostname or "127.0.0.1"
+        self._servers_http = AsyncHTTPClient(
+            force_instance=True,
+            max_clients=16,
+            max_body_size=MAX_STATUS_BYTES,
+            max_buffer_size=MAX_STATUS_BYTES,
+            resolver=ProxyResolver(public_domain, proxy_host),
+        )
+        self._tokens: dict[tuple[str, str], ServerToken] = {}
+        self._clock = clock
 
     async def _hub(self, method: str, path: str, body: Any = None, timeout: float = TIMEOUT) -> Any:
         request = HTTPRequest(
@@ -90,14 +156,63 @@ class HubClient:
         # the stop goes on: both are a stop under way.
         await self._hub("DELETE", path, timeout=STOP_TIMEOUT)
 
-    async def _server(
-        self, server_url: str, method: str, endpoint: str, body: Any = None
-    ) -> dict | None:
-        """A call to a server's GPU API; None when it did not answer usefully."""
+    async def server_token(self, server: ServerRef) -> str:
+        """A token of the server's owner for that server alone, minted when missing or
+        about to end (HubUnreachable when the hub refuses)."""
+        key = (server.user, server.name)
+        held = self._tokens.get(key)
+        if held is not None and held.expires_at - self._clock() > TOKEN_RENEW_BEFORE:
+            return held.token
+        model = await self._hub(
+            "POST",
+            f"users/{quote(server.user, safe='')}/tokens",
+            {
+                "scopes": [server_scope(server.user, server.name)],
+                "expires_in": TOKEN_LIFETIME,
+                "note": TOKEN_NOTE,
+            },
+        )
+        self._tokens[key] = ServerToken(
+            model["token"], model.get("id", ""), self._clock() + TOKEN_LIFETIME
+        )
+        if held is not None:
+            await self._revoke(server.user, held)
+        return model["token"]
+
+    async def forget_servers_except(self, keep: set[tuple[str, str]]) -> None:
+        """Servers gone (not in `keep`, as (user, server name)): their tokens are revoked
+        (best effort; they end by themselves within the hour too)."""
+        for key in set(self._tokens) - set(keep):
+            await self._revoke(key[0], self._tokens.pop(key))
+
+    async def _revoke(self, user: str, held: ServerToken) -> None:
+        if not held.token_id:
+            return
+        try:
+            path = f"users/{quote(user, safe='')}/tokens/{quote(held.token_id, safe='')}"
+            await self._hub("DELETE", path)
+        except HubUnreachable:
+            pass
+
+    def server_url(self, server: ServerRef, endpoint: str) -> str:
+        """The server's GPU API: on its own host name when the hub gives it one (an absolute
+        URL), else under the proxy's address."""
+        base = server.url.rstrip("/")
+        if not urlsplit(base).scheme:
+            base = self.proxy_url + base
+        return f"{base}/api/gpu/v1/{endpoint}"
+
+    async def _server(self, server: ServerRef, method: str, endpoint: str, body: Any = None) -> Any:
+        """A call to a server's GPU API: its parsed answer (untrusted), or None when it did
+        not answer usefully."""
+        try:
+            token = await self.server_token(server)
+        except (HubUnreachable, KeyError, TypeError):
+            return None
         request = HTTPRequest(
-            f"{self.proxy_url}{server_url.rstrip('/')}/api/gpu/v1/{endpoint}",
+            self.server_url(server, endpoint),
             method=method,
-            headers={**self._headers, "Content-Type": "application/json"},
+            headers={"Authorization": f"token {token}", "Content-Type": "application/json"},
             body=None if body is None else json.dumps(body),
             allow_nonstandard_methods=True,
             request_timeout=TIMEOUT,
@@ -105,23 +220,29 @@ class HubClient:
             ssl_options=self._proxy_ssl,
         )
         try:
-            response = await self._http.fetch(request)
-            return json.loads(response.body)
-        except (HTTPClientError, OSError, ValueError):
+            response = await self._servers_http.fetch(request)
+            return strict_json(response.body)
+        except HTTPClientError as e:
+            if e.code in (401, 403):
+                # Revoked by its owner (their token page lists it): mint anew next time.
+                self._tokens.pop((server.user, server.name), None)
+            return None
+        except (OSError, ValueError, RecursionError):
             return None
 
-    async def gpu_status(self, server_url: str) -> dict | None:
-        """The server's latest GPU sample with its idle notice, or None."""
-        return await self._server(server_url, "GET", "status?history=0")
+    async def gpu_status(self, server: ServerRef) -> Any:
+        """The server's latest GPU sample with its idle notice (untrusted), or None."""
+        return await self._server(server, "GET", "status?history=0")
 
     async def warn(
-        self, server_url: str, stop_at: float, idle_seconds: float, message: str
+        self, server: ServerRef, stop_at: float, idle_seconds: float, message: str
     ) -> bool:
         body = {"stop_at": stop_at, "idle_seconds": idle_seconds, "message": message}
-        return await self._server(server_url, "POST", "reclaim", body) is not None
+        return await self._server(server, "POST", "reclaim", body) is not None
 
-    async def clear_warning(self, server_url: str) -> bool:
-        return await self._server(server_url, "DELETE", "reclaim") is not None
+    async def clear_warning(self, server: ServerRef) -> bool:
+        return await self._server(server, "DELETE", "reclaim") is not None
 
     def close(self) -> None:
         self._http.close()
+        self._servers_http.close()

@@ -34,7 +34,9 @@ JSON_LOGS_ENV = "CUDASPAWNER_JSON_LOGS"
 SNAPSHOT_FILE = "fleet.json"
 
 # What the service does and nothing more: read users, their groups and servers (with the
-# server state, which names each server's container), stop servers, reach servers' GPU API.
+# server state, which names each server's container), stop servers, and mint for each GPU
+# server's owner a token scoped to that one server, with which it asks the server for its
+# figures. Its own token never reaches a user's server, so it needs no `access:servers`.
 SERVICE_SCOPES = [
     "list:users",
     "read:users",
@@ -42,7 +44,7 @@ SERVICE_SCOPES = [
     "read:servers",
     "admin:server_state",
     "servers",
-    "access:servers",
+    "tokens",
 ]
 # jupyterhub-idle-culler's documented minimum.
 CULLER_SCOPES = ["list:users", "read:users:activity", "read:servers", "delete:servers"]
@@ -70,7 +72,12 @@ def proxy_address(bind_url: str) -> str:
 
 
 def service_settings(
-    reclaim: GpuReclaim, inventory: Any, proxy_url: str, proxy_ca: str | None, snapshot: Path
+    reclaim: GpuReclaim,
+    inventory: Any,
+    proxy_url: str,
+    proxy_ca: str | None,
+    snapshot: Path,
+    public_domain: str = "",
 ) -> dict:
     """The document the service reads at start (validated here, so a mistake stops the hub)."""
     try:
@@ -88,6 +95,7 @@ def service_settings(
         "inventory": inventory,
         "proxy_url": proxy_url,
         "proxy_ca": proxy_ca,
+        "public_domain": public_domain,
         "snapshot": str(snapshot),
     }
 
@@ -117,13 +125,14 @@ def configure_operations(c: Any, data_dir: Path, env: dict | None = None) -> Non
     # Our own self-signed certificate is its own authority; an admin's is checked against
     # the system's authorities.
     proxy_ca = cert if cert and Path(cert).resolve().is_relative_to(data_dir.resolve()) else None
+    # Servers on their own host names (subdomain_host): the service reaches them there.
+    subdomain_host = c.JupyterHub.subdomain_host if "subdomain_host" in c.JupyterHub else ""
+    domain = urlparse(subdomain_host).hostname or ""
     settings_path = data_dir / "operations.json"
-    settings_path.write_text(
-        json.dumps(
-            service_settings(reclaim, inventory, proxy_address(bind_url), proxy_ca, snapshot),
-            indent=2,
-        )
+    document = service_settings(
+        reclaim, inventory, proxy_address(bind_url), proxy_ca, snapshot, domain
     )
+    settings_path.write_text(json.dumps(document, indent=2))
     settings_path.chmod(0o600)
     port = int(env.get("CUDASPAWNER_ADMIN_PAGE_PORT") or _free_port())
     service_env = {SETTINGS_ENV: str(settings_path), "PYTHONPATH": _source_root()}
@@ -160,17 +169,23 @@ def configure_operations(c: Any, data_dir: Path, env: dict | None = None) -> Non
                     f"cudaspawner: CUDASPAWNER_IDLE_TIMEOUT={timeout!r} is not a number of "
                     "seconds (or 'off')."
                 ) from None
-            services.append(
-                {
-                    "name": CULLER_NAME,
-                    "command": [
-                        sys.executable,
-                        "-m",
-                        "jupyterhub_idle_culler",
-                        f"--timeout={seconds}",
-                    ],
-                }
-            )
+            # It looks every 10 minutes, or twice per timeout when that is shorter.
+            every = max(1, min(600, seconds // 2))
+            command = [
+                sys.executable,
+                "-m",
+                "jupyterhub_idle_culler",
+                f"--timeout={seconds}",
+                f"--cull-every={every}",
+            ]
+            if c.JupyterHub.get("internal_ssl"):
+                # The hub's API speaks internal TLS: the culler needs the internal
+                # authority (and a client certificate) or every run fails, unseen.
+                command += [
+                    "--ssl-enabled=true",
+                    f"--internal-certs-location={c.JupyterHub.internal_certs_location}",
+                ]
+            services.append({"name": CULLER_NAME, "command": command})
             roles.append(
                 {"name": "idle-culler", "services": [CULLER_NAME], "scopes": CULLER_SCOPES}
             )

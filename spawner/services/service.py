@@ -27,6 +27,7 @@ from ..gpus import Gpu
 from .fleet import FleetSummary, GpuRow, GpuServer, fleet_rows, gpu_servers, summarise
 from .gpu_reclaim import Look, ReclaimPolicy, Watch, busiest, decide, policy_for
 from .hub_client import HubClient, HubUnreachable
+from .server_figures import ServerFigures, read_status
 
 ContainerLister = Callable[[], Awaitable[list[dict]]]
 SNAPSHOT_VERSION = 1
@@ -71,7 +72,8 @@ class FleetService:
         self.clock = clock
         self.log = log or logging.getLogger("cudaspawner.operations")
         self.watches: dict[str, Watch] = {}
-        self.live: dict[str, list[dict]] = {}
+        self.live: dict[str, list[dict]] = {}  # checked figures only (server_figures)
+        self.unreadable: dict[str, str] = {}  # server key -> why its last answer was unreadable
         self.reclaimed: Counter[str] = Counter()  # GPUs given back, per profile
         self.state = FleetState()
         self._load_reclaimed()
@@ -104,8 +106,11 @@ class FleetService:
         current = {s.key for s in servers}
         for key in set(self.watches) - current:
             del self.watches[key]
+        # The per-server tokens of servers gone since the last look are revoked.
+        await self.client.forget_servers_except({(s.user, s.name) for s in servers})
         self.live = {k: v for k, v in self.live.items() if k in current}
-        rows = fleet_rows(servers, self.inventory, self.live, self.watches, now)
+        self.unreadable = {k: v for k, v in self.unreadable.items() if k in current}
+        rows = fleet_rows(servers, self.inventory, self.live, self.watches, now, self.unreadable)
         self.state = FleetState(
             rows=rows,
             summary=summarise(rows, servers, self.inventory),
@@ -116,20 +121,20 @@ class FleetService:
         return self.state
 
     async def _look_at(self, server: GpuServer) -> None:
-        status = await self.client.gpu_status(server.url)
+        status = await self.client.gpu_status(server)
         await self._consider(server, status, self.clock())
 
-    async def _consider(self, server: GpuServer, status: dict | None, now: float) -> None:
-        ok = isinstance(status, dict) and status.get("state") == "ok"
-        gpus = status.get("gpus") if ok else None
-        self.live[server.key] = list(gpus or [])
-        notice = (status or {}).get("reclaim") or {}
+    async def _consider(self, server: GpuServer, status: Any, now: float) -> None:
+        """One server's answer (parsed, untrusted; None: it did not answer) -> its watch, the
+        warning or stop it calls for, and its figures for the table."""
+        figures = read_status(status, now)
+        live = [asdict(g) for g in figures.gpus]
+        self.live[server.key] = live
+        self._note_readable(server, figures)
         look = Look(
             at=now,
-            utilisation=busiest(gpus) if gpus else None,
-            kept_at=notice.get("kept_at")
-            if isinstance(notice.get("kept_at"), (int, float))
-            else None,
+            utilisation=busiest(live) if figures.readable else None,
+            kept_at=figures.kept_at,
         )
         policy, reclaim = policy_for(
             self.settings.policies,
@@ -150,7 +155,7 @@ class FleetService:
         }
         if action == "warn":
             idle = watch.idle_seconds(now)
-            sent = await self.client.warn(server.url, watch.stop_at, idle, policy.sentence(idle))
+            sent = await self.client.warn(server, watch.stop_at, idle, policy.sentence(idle))
             if not sent:
                 # Nobody is stopped without having been told: warn again at the next look.
                 self.watches[server.key] = replace(watch, stop_at=None)
@@ -163,7 +168,7 @@ class FleetService:
                 extra={**fields, "event": "gpu_idle_warning", "stop_at": watch.stop_at},
             )
         elif action == "clear":
-            await self.client.clear_warning(server.url)
+            await self.client.clear_warning(server)
             self.log.info(
                 "Idle GPUs: %s is active again (or exempt), warning withdrawn",
                 server.key,
@@ -184,6 +189,22 @@ class FleetService:
                 extra={**fields, "event": "gpu_reclaimed"},
             )
             del self.watches[server.key]
+
+    def _note_readable(self, server: GpuServer, figures: ServerFigures) -> None:
+        """Remember (for the page) which servers' answers are unreadable; log the change
+        only, so a server that keeps sending garbage cannot flood the log."""
+        if figures.readable:
+            if self.unreadable.pop(server.key, None) is not None:
+                self.log.info("GPU figures of %s are readable again", server.key)
+            return
+        if server.key not in self.unreadable:
+            self.log.warning(
+                "GPU figures of %s are unreadable: %r",
+                server.key,
+                figures.problem,
+                extra={"user": server.user, "server": server.key, "event": "gpu_unreadable"},
+            )
+        self.unreadable[server.key] = figures.problem
 
     def _write_snapshot(self) -> None:
         """The figures the hub's `/hub/metrics` exports, replaced atomically."""

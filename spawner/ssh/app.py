@@ -78,6 +78,16 @@ class SshGatewayApp(Application):
         "SFTP since OpenSSH 9).",
     ).tag(config=True)
 
+    max_sessions_per_user = Int(
+        10, help="Sessions (shells, commands, sftp) one user may have open at once."
+    ).tag(config=True)
+    max_unauthenticated_per_source = Int(
+        10, help="Connections from one address that may wait to log in at once."
+    ).tag(config=True)
+    login_grace = Float(15, help="Seconds a connection has to log in before it is closed.").tag(
+        config=True
+    )
+
     def start(self) -> None:
         logging.basicConfig(level=logging.INFO, format="[%(levelname)s %(name)s] %(message)s")
         asyncio.run(self.serve())
@@ -94,6 +104,9 @@ class SshGatewayApp(Application):
             activity_interval=self.activity_interval,
             sftp_server=self.sftp_server,
             session_log=data / "ssh-sessions.log",
+            max_sessions_per_user=self.max_sessions_per_user,
+            max_unauthenticated_per_source=self.max_unauthenticated_per_source,
+            login_grace=self.login_grace,
         )
         gateway = Gateway(store, hub, LazyDockerClient(), settings)
         public = host_key.convert_to_public()
@@ -105,7 +118,7 @@ class SshGatewayApp(Application):
             hub_url=settings.hub_url,
         )
         prefix = os.environ.get("JUPYTERHUB_SERVICE_PREFIX", "/services/ssh/")
-        app = make_app(store, info, prefix, secrets.token_bytes(32))
+        app = make_app(store, info, prefix, secrets.token_bytes(32), gateway.account_of)
         HTTPServer(app, xheaders=True).listen(self.page_port, self.page_ip)
         self.log.info("SSH keys page on %s:%s%s", self.page_ip, self.page_port, prefix)
         try:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import json
 import logging
 import time
 from dataclasses import dataclass, field
@@ -69,14 +70,33 @@ class SSHConnection(asyncssh.SSHServer):
         self.login: Login | None = None
         self.conn: asyncssh.SSHServerConnection | None = None
         self.accepted: dict[str, StoredKey] = {}
+        self.source = ""  # counted as waiting to log in, until it does or goes
 
     def connection_made(self, conn: asyncssh.SSHServerConnection) -> None:
         self.conn = conn
         peer = conn.get_extra_info("peername") or ("?", 0)
         self.login = Login(peer=f"{peer[0]}:{peer[1]}")
         self.gateway.logins[conn] = self.login
+        # Connections from one address that have not logged in yet: a few at a time.
+        self.source = str(peer[0])
+        waiting = self.gateway.unauthenticated
+        if waiting[self.source] >= self.gateway.settings.max_unauthenticated_per_source:
+            log.warning("ssh %s", json.dumps({"event": "too_many_unauthenticated",
+                                              "source": self.source}))  # fmt: skip
+            self.source = ""
+            conn.close()
+            return
+        waiting[self.source] += 1
+
+    def _authenticated_or_gone(self) -> None:
+        if self.source:
+            self.gateway.unauthenticated[self.source] -= 1
+            if self.gateway.unauthenticated[self.source] <= 0:
+                del self.gateway.unauthenticated[self.source]
+            self.source = ""
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self._authenticated_or_gone()
         if self.conn is not None:
             self.gateway.logins.pop(self.conn, None)
         login = self.login
@@ -103,9 +123,13 @@ class SSHConnection(asyncssh.SSHServer):
     def public_key_auth_supported(self) -> bool:
         return True
 
-    def validate_public_key(self, username: str, key: asyncssh.SSHKey) -> bool:
-        # Read afresh on every attempt: a key removed on the page is refused at once.
-        stored = self.gateway.store.find(username, key)
+    async def validate_public_key(self, username: str, key: asyncssh.SSHKey) -> bool:
+        # Read afresh on every attempt: a key removed on the page is refused at once. Keys
+        # match the account now behind the name (never a deleted one's of the same name).
+        account = await self.gateway.account_of(username)
+        stored = None
+        if account:  # "" (no such user) and None (the hub unreachable) log nobody in
+            stored = self.gateway.store.find(username, key, account)
         if stored is not None:
             # asyncssh asks again for the key that is then signed with, so the last key
             # accepted for a name is the one that logged in.
@@ -115,6 +139,7 @@ class SSHConnection(asyncssh.SSHServer):
         return stored is not None
 
     def auth_completed(self) -> None:
+        self._authenticated_or_gone()
         login, conn = self.login, self.conn
         if login is None or conn is None:
             return
@@ -131,12 +156,10 @@ class SSHConnection(asyncssh.SSHServer):
 
     def connection_requested(self, dest_host: str, dest_port: int, orig_host: str, orig_port: int):
         if dest_host.strip("[]").lower() not in LOOPBACK_NAMES or not 0 < dest_port < 65536:
-            log.warning(
-                "ssh forward refused: user=%s to %s:%s",
-                self.login and self.login.user,
-                dest_host,
-                dest_port,
-            )
+            # The destination is the user's text: one escaped JSON field, never raw.
+            fields = {"event": "forward_refused", "user": self.login and self.login.user,
+                      "to_host": dest_host, "to_port": dest_port}  # fmt: skip
+            log.warning("ssh %s", json.dumps(fields))
             raise asyncssh.ChannelOpenError(
                 asyncssh.OPEN_ADMINISTRATIVELY_PROHIBITED,
                 "Only ports inside your own server can be forwarded: use localhost:PORT.",

@@ -14,6 +14,7 @@ import json
 import logging
 import os
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,6 +45,10 @@ class GatewaySettings:
     sftp_server: str = "/usr/lib/openssh/sftp-server"
     relay_python: str = "python3"
     session_log: Path | None = None
+    # Limits: one user cannot hold the gateway, nor one address its login slots.
+    max_sessions_per_user: int = 10
+    max_unauthenticated_per_source: int = 10
+    login_grace: float = 15.0  # seconds to authenticate before the connection is closed
 
 
 class Gateway:
@@ -61,6 +66,8 @@ class Gateway:
         self.docker = docker_client
         self.settings = settings
         self.logins: dict[asyncssh.SSHServerConnection, Login] = {}
+        self.sessions_of: Counter[str] = Counter()  # running sessions per user
+        self.unauthenticated: Counter[str] = Counter()  # per source address
 
     async def listen(self, host: str, port: int, host_key: asyncssh.SSHKey) -> asyncssh.SSHAcceptor:
         return await asyncssh.create_server(
@@ -73,7 +80,7 @@ class Gateway:
             agent_forwarding=False,
             x11_forwarding=False,
             allow_scp=False,
-            login_timeout=60,
+            login_timeout=self.settings.login_grace,
         )
 
     # --- bookkeeping -----------------------------------------------------------------
@@ -102,6 +109,16 @@ class Gateway:
             except Exception as e:  # the hub restarting must not end the session
                 log.warning("ssh: could not record activity for %s: %s", login.user, e)
             await asyncio.sleep(self.settings.activity_interval)
+
+    async def account_of(self, user: str) -> str | None:
+        """The account behind a user name, as its keys record it (the hub's creation time of
+        that account); "" for no such user, None when the hub cannot be asked."""
+        try:
+            model = await self.hub.user(user)
+        except (HTTPClientError, OSError) as e:
+            log.warning("ssh: could not ask the hub about %r: %s", user, e)
+            return None
+        return str((model or {}).get("created") or "")
 
     # --- which container ---------------------------------------------------------------
     async def resolve(self, user: str, progress: Callable[[str], None]) -> Target:
@@ -161,6 +178,15 @@ class Gateway:
             process.exit(255)
             return
         kind = "sftp" if process.subsystem else ("exec" if process.command else "shell")
+        if self.sessions_of[user] >= self.settings.max_sessions_per_user:
+            self.record("session_refused", login, kind=kind, reason="session limit")
+            process.stderr.write(
+                f"You have {self.sessions_of[user]} sessions open, the most this hub allows; "
+                "close one and try again.\n".encode()
+            )
+            process.exit(1)
+            return
+        self.sessions_of[user] += 1
         started = time.time()
         code = 255
         try:
@@ -174,6 +200,7 @@ class Gateway:
             )
             code = 1
         finally:
+            self.sessions_of[user] -= 1
             self.record("session", login, kind=kind, started=started, ended=time.time(), exit=code)
         process.exit(code)
 

@@ -15,6 +15,8 @@ from pathlib import Path
 import asyncssh
 
 MAX_KEYS_PER_USER = 20
+MAX_RSA_BITS = 16384
+MAX_KEY_LINE = 4096  # characters: a 16384-bit RSA key line is about 2,800
 MAX_NAME = 60
 # What a person can paste: one line of an OpenSSH .pub file. Weak kinds are refused.
 _ALLOWED_TYPES = {
@@ -71,6 +73,12 @@ def parse_public_key(text: str) -> ParsedKey:
         )
     if "\n" in line:
         raise KeyProblem("Paste one key at a time (one line of a .pub file).")
+    if len(line) > MAX_KEY_LINE:
+        raise KeyProblem(
+            f"That line is {len(line)} characters long; a public key line is at most "
+            f"{MAX_KEY_LINE} (an RSA key of {MAX_RSA_BITS} bits fits). Paste one line of a "
+            ".pub file."
+        )
     kind = line.split(None, 1)[0]
     if kind == "ssh-dss":
         raise KeyProblem("DSA keys are too weak; make an ed25519 key: ssh-keygen -t ed25519")
@@ -88,6 +96,10 @@ def parse_public_key(text: str) -> ParsedKey:
         ) from None
     if key.algorithm.decode() == "ssh-rsa":
         bits = key.pyca_key.key_size if hasattr(key, "pyca_key") else MIN_RSA_BITS
+        if bits > MAX_RSA_BITS:
+            raise KeyProblem(
+                f"This RSA key has {bits} bits; {MAX_RSA_BITS} at most, or an ed25519 key."
+            )
         if bits < MIN_RSA_BITS:
             raise KeyProblem(
                 f"This RSA key has {bits} bits; {MIN_RSA_BITS} at least, or an ed25519 key."
@@ -112,7 +124,13 @@ def clean_name(name: str, parsed: ParsedKey) -> str:
 
 
 class KeyStore:
-    """Keys per hub user, in one SQLite file (created 0600)."""
+    """Keys per hub account, in one SQLite file (created 0600).
+
+    Each key records the account it was added for (the hub's creation time of that account,
+    as its API reports it), not only the name: the keys follow a renamed account, and a
+    later account of a deleted one's name never matches them. Keys from before accounts
+    were recorded (`account` empty) match by name.
+    """
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
@@ -125,23 +143,29 @@ class KeyStore:
                 "NULL, name TEXT NOT NULL, algorithm TEXT NOT NULL, openssh TEXT NOT NULL, "
                 "fingerprint TEXT NOT NULL, added REAL NOT NULL, UNIQUE (user, fingerprint))"
             )
+            columns = {row[1] for row in db.execute("PRAGMA table_info(ssh_keys)")}
+            if "account" not in columns:  # a store made before accounts were recorded
+                db.execute("ALTER TABLE ssh_keys ADD COLUMN account TEXT NOT NULL DEFAULT ''")
 
     def _db(self) -> sqlite3.Connection:
         return sqlite3.connect(self.path, timeout=10, isolation_level=None)
 
-    def keys(self, user: str) -> list[StoredKey]:
+    # An account's keys: those recorded for it, and unrecorded ones of its current name.
+    _MINE = "((account != '' AND account = ?) OR (account = '' AND user = ?))"
+
+    def keys(self, user: str, account: str = "") -> list[StoredKey]:
         with self._db() as db:
             rows = db.execute(
                 "SELECT id, user, name, algorithm, openssh, fingerprint, added FROM ssh_keys "
-                "WHERE user = ? ORDER BY added",
-                (user,),
+                f"WHERE {self._MINE} ORDER BY added",
+                (account, user),
             ).fetchall()
         return [StoredKey(*row) for row in rows]
 
-    def add(self, user: str, text: str, name: str = "") -> StoredKey:
+    def add(self, user: str, text: str, name: str = "", account: str = "") -> StoredKey:
         parsed = parse_public_key(text)
         name = clean_name(name, parsed)
-        existing = self.keys(user)
+        existing = self.keys(user, account)
         for key in existing:
             if key.fingerprint == parsed.fingerprint:
                 raise KeyProblem(f"This key is already on your list, as {key.name!r}.")
@@ -151,25 +175,37 @@ class KeyStore:
             )
         added = time.time()
         with self._db() as db:
+            # A row of an earlier account of this name (unreachable now) gives way.
+            db.execute(
+                "DELETE FROM ssh_keys WHERE user = ? AND fingerprint = ?",
+                (user, parsed.fingerprint),
+            )
             cur = db.execute(
-                "INSERT INTO ssh_keys (user, name, algorithm, openssh, fingerprint, added) "
-                "VALUES (?, ?, ?, ?, ?, ?)",
-                (user, name, parsed.algorithm, parsed.openssh, parsed.fingerprint, added),
+                "INSERT INTO ssh_keys (user, name, algorithm, openssh, fingerprint, added, "
+                "account) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (user, name, parsed.algorithm, parsed.openssh, parsed.fingerprint, added, account),
             )
         return StoredKey(
             cur.lastrowid, user, name, parsed.algorithm, parsed.openssh, parsed.fingerprint, added
         )
 
-    def remove(self, user: str, key_id: int) -> bool:
-        """Remove one of `user`'s keys; False when they have no key with that id."""
+    def remove(self, user: str, key_id: int, account: str = "") -> bool:
+        """Remove one of the account's keys; False when it has no key with that id."""
         with self._db() as db:
-            cur = db.execute("DELETE FROM ssh_keys WHERE user = ? AND id = ?", (user, key_id))
+            cur = db.execute(
+                f"DELETE FROM ssh_keys WHERE id = ? AND {self._MINE}", (key_id, account, user)
+            )
         return cur.rowcount > 0
 
-    def find(self, user: str, key: asyncssh.SSHKey) -> StoredKey | None:
-        """The stored key of `user` that is `key`, or None."""
+    def forget(self, user: str, account: str = "") -> int:
+        """Remove every key of a deleted account; how many there were."""
+        with self._db() as db:
+            return db.execute(f"DELETE FROM ssh_keys WHERE {self._MINE}", (account, user)).rowcount
+
+    def find(self, user: str, key: asyncssh.SSHKey, account: str = "") -> StoredKey | None:
+        """The stored key of the account that is `key`, or None."""
         wanted = fingerprint(key)
-        for stored in self.keys(user):
+        for stored in self.keys(user, account):
             if stored.fingerprint == wanted:
                 return stored
         return None

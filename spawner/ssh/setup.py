@@ -75,6 +75,13 @@ def public_hub_url(bind_url: str) -> str:
     return urlunsplit(parts._replace(path=parts.path.rstrip("/") + "/"))
 
 
+def ssh_host_for(public_url: str) -> str:
+    """The host name users type after '@': the hub's, except a `*.localhost` name, which
+    only browsers and curl resolve by themselves (not OpenSSH everywhere): this machine's."""
+    host = urlsplit(public_url).hostname or ""
+    return socket.getfqdn() if host == "localhost" or host.endswith(".localhost") else host
+
+
 def configure_ssh(c, data_dir: Path, hub_url: str) -> None:
     """Add the SSH gateway and keys page to the hub's config `c` (CUDASPAWNER_SSH=0: none).
 
@@ -91,15 +98,33 @@ def configure_ssh(c, data_dir: Path, hub_url: str) -> None:
         raise SystemExit(
             "cudaspawner: CUDASPAWNER_SSH_PORT and CUDASPAWNER_SSH_PAGE_PORT must be numbers."
         ) from None
+    public = public_hub_url(hub_url)
     service, role = ssh_service(
         data_dir,
-        public_hub_url(hub_url),
+        public,
         ssh_port=port,
         ssh_ip=os.environ.get("CUDASPAWNER_SSH_IP", ""),
-        ssh_host=os.environ.get("CUDASPAWNER_SSH_HOST", ""),
+        ssh_host=os.environ.get("CUDASPAWNER_SSH_HOST", "") or ssh_host_for(public),
         page_port=page_port,
         auto_start=_flag(os.environ.get("CUDASPAWNER_SSH_AUTOSTART"), False),
     )
     # Appended to, not replacing, what the site or the tests configure.
     c.JupyterHub.services = [*c.JupyterHub.get("services", []), service]
-    c.JupyterHub.load_roles = [*c.JupyterHub.get("load_roles", []), role]
+    roles = with_user_scope(
+        c.JupyterHub.get("load_roles", []), f"access:services!service={SERVICE}"
+    )
+    c.JupyterHub.load_roles = [*roles, role]
+    # A deleted account's keys are removed with it (the spawner's delete_forever).
+    c.CUDADockerSpawner.ssh_key_store = str(Path(data_dir) / "ssh-keys.sqlite")
+
+
+def with_user_scope(roles: list[dict], scope: str) -> list[dict]:
+    """`roles` with `scope` added to the default `user` role (every user): without it the
+    hub refuses the keys page to everyone but admins. A site's own `user` role keeps its
+    scopes; JupyterHub's default is `self`."""
+    out = [dict(r) for r in roles]
+    for role in out:
+        if role.get("name") == "user":
+            role["scopes"] = [*role.get("scopes", ["self"]), scope]
+            return out
+    return [*out, {"name": "user", "scopes": ["self", scope]}]

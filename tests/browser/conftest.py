@@ -150,3 +150,47 @@ def page(browser, request) -> Iterator:
         for server in STARTED:
             print(f"--- log of the server in {server.workdir} ---\n{server.log_tail()}")
     context.close()
+
+
+def sign_up_and_log_in(page, hub, name: str, password: str) -> None:
+    """A person's way in to the default deployment: sign up on the hub's form in the browser,
+    get approved by the admin, log in. The user is an ordinary one (not an admin)."""
+    from tests.hubtools import Browser
+    from tests.integration.test_security import admin_password, approve, logged_in
+
+    page.goto(hub.url + "hub/signup")
+    page.fill("input[name=username]", name)
+    page.fill("input[name=signup_password]", password)
+    page.fill("input[name=signup_password_confirmation]", password)
+    page.click("input[type=submit], button[type=submit]")
+    page.wait_for_load_state()
+    admin = Browser(hub)
+    assert logged_in(admin.login("admin", admin_password(hub)))
+    approve(admin, name)
+    log_in(page, hub, name, password)
+
+
+def log_in(page, hub, name: str, password: str) -> None:
+    """Log in on the hub's own login page, as a person does."""
+    page.goto(hub.url + "hub/login")
+    page.fill("input[name=username]", name)
+    page.fill("input[name=password]", password)
+    page.click("input[type=submit], button[type=submit]")
+
+
+def wait_for_lab(page, docker_client, container: str, timeout: float = 180000) -> None:
+    """Wait for JupyterLab's shell; on a time-out, say what the page and the server saw
+    (console messages, failed requests, the container's log) before failing."""
+    seen: list[str] = []
+    page.on("console", lambda m: seen.append(f"console {m.type}: {m.text}"))
+    page.on("requestfailed", lambda r: seen.append(f"failed {r.url}: {r.failure}"))
+    page.on("response", lambda r: r.status >= 400 and seen.append(f"{r.status} {r.url}"))
+    try:
+        page.locator(".jp-LabShell").wait_for(timeout=timeout)
+    except Exception:
+        print("page:", page.url, *seen[-40:], sep="\n  ")
+        try:
+            print(docker_client.containers.get(container).logs(tail=80).decode(errors="replace"))
+        except Exception as e:  # gone already: the failure above is what matters
+            print(f"(no container log: {e})")
+        raise

@@ -63,7 +63,7 @@ def test_admin_sees_every_gpu_and_stops_a_server_a_user_gets_403(hub_factory, br
         page = _login(admin, hub, "admin", admin_password)
         page.goto(hub.url + "hub/home")
         expect(page.locator('a[href$="/services/gpu-admin/"]')).to_have_count(1)
-        page.goto(hub.url + "services/gpu-admin/")  # hub OAuth, then the page
+        page.goto(hub.service_url("gpu-admin"))  # hub OAuth, then the page
         expect(page.get_by_role("heading", name="GPU fleet")).to_be_visible()
         bob = page.locator('tr.held[data-user="opsbob"]')
         expect(bob).to_have_count(1, timeout=30000)
@@ -96,7 +96,7 @@ def test_admin_sees_every_gpu_and_stops_a_server_a_user_gets_403(hub_factory, br
         context = browser.new_context(viewport={"width": 1200, "height": 800})
         try:
             page = _login(context, hub, name, hub.user_password)
-            response = page.goto(hub.url + "services/gpu-admin/")
+            response = page.goto(hub.service_url("gpu-admin"))
             assert response is not None and response.status == 403, name
             body = page.locator("body").inner_text()
             assert sentence in body and "Simulated H100" not in body, body[:500]

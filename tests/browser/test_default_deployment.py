@@ -1,4 +1,4 @@
-"""The default deployment, as a new admin first sees it: no site profiles at all.
+"""The default deployment, as a new user first sees it: no site profiles at all.
 
 The spawn page offers "CPU only" and "PyTorch 2.9 / CUDA 12.8"; this host has no GPUs, so
 the CUDA card is there but unavailable, with the reason beside it. Starting "CPU only" lands
@@ -12,9 +12,8 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser.conftest import ARTIFACTS
-from tests.hubtools import container_of
-from tests.integration.test_security import admin_password
+from tests.browser.conftest import ARTIFACTS, sign_up_and_log_in, wait_for_lab
+from tests.hubtools import container_name, container_of
 
 pytestmark = [pytest.mark.browser, pytest.mark.docker, pytest.mark.hub]
 
@@ -31,14 +30,11 @@ def test_default_cards_on_a_host_without_gpus_and_a_cpu_spawn_lands_in_lab(
     hub_factory, secure_context, docker_client
 ):
     hub = hub_factory(secure=True)  # no extra configuration: the deployment as shipped
-    hub_factory.volumes.append("cudaspawner-home-admin")
     page = secure_context.new_page()
     page.set_default_timeout(60000)
     try:
-        page.goto(hub.url)
-        page.fill("input[name=username]", "admin")
-        page.fill("input[name=password]", admin_password(hub))
-        page.click("input[type=submit], button[type=submit]")
+        # A signed-up, approved, ordinary user: the seat the platform is for.
+        sign_up_and_log_in(page, hub, "newcomer", "newcomer-long-passphrase")
 
         page.wait_for_url(re.compile(r"/hub/spawn"))
         cards = page.locator(".cudaspawner-profile")
@@ -57,12 +53,13 @@ def test_default_cards_on_a_host_without_gpus_and_a_cpu_spawn_lands_in_lab(
         page.screenshot(path=str(ARTIFACTS / "default-deployment-form.png"), full_page=True)
 
         page.get_by_role("button", name=re.compile("Start")).click()
-        page.wait_for_url(re.compile(r"/user/admin/lab"), timeout=120000)
+        # Lab on the user's own origin (newcomer.<the hub's name>), not the hub's.
+        page.wait_for_url(re.compile(r"://newcomer\.[^/]+/user/newcomer/lab"), timeout=120000)
         # JupyterLab's first load on a busy 2-core machine can take over a minute.
-        page.locator(".jp-LabShell").wait_for(timeout=180000)
-        container = container_of(docker_client, "admin")
+        wait_for_lab(page, docker_client, container_name("newcomer"))
+        container = container_of(docker_client, "newcomer")
         assert container.attrs["Config"]["Image"] == "cudaspawner/cpu:latest"
     finally:
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / "default-deployment-lab.png"))
-        hub.api("DELETE", "users/admin/server")
+        hub.api("DELETE", "users/newcomer/server")

@@ -1,7 +1,8 @@
 """The whole journey, in the browser, through the real hub, proxy and engine, as shipped.
 
-Open the hub URL (HTTPS, NativeAuthenticator, internal TLS), log in, pick the CPU profile in
-the form, land in JupyterLab in the container, open the GPU panel, and see "No GPU assigned"
+Sign up on the hub (HTTPS, NativeAuthenticator, internal TLS), get approved, log in as that
+ordinary user, pick the CPU profile in the form, land in JupyterLab in the container (on the
+user's own host name), open the GPU panel, and see "No GPU assigned"
 beside a passing CPU verification.
 """
 
@@ -12,7 +13,8 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from tests.integration.test_security import admin_password
+from tests.browser.conftest import sign_up_and_log_in, wait_for_lab
+from tests.hubtools import container_name
 
 pytestmark = [pytest.mark.browser, pytest.mark.docker, pytest.mark.hub]
 
@@ -38,14 +40,11 @@ def test_login_pick_cpu_profile_land_in_lab_and_see_the_gpu_panel(
     hub_factory, secure_context, docker_client
 ):
     hub = hub_factory(PROFILES, secure=True)
-    hub_factory.volumes.append("cudaspawner-home-admin")
     page = secure_context.new_page()
     page.set_default_timeout(60000)
     try:
-        page.goto(hub.url)
-        page.fill("input[name=username]", "admin")
-        page.fill("input[name=password]", admin_password(hub))
-        page.click("input[type=submit], button[type=submit]")
+        # A signed-up, approved, ordinary user of the default deployment.
+        sign_up_and_log_in(page, hub, "journeyer", "journeyer-long-passphrase")
 
         # The spawn form: this host has no GPUs, so the GPU profile cannot be started.
         page.wait_for_url(re.compile(r"/hub/spawn"))
@@ -54,8 +53,8 @@ def test_login_pick_cpu_profile_land_in_lab_and_see_the_gpu_panel(
         page.get_by_label("CPU only").check()
         page.get_by_role("button", name=re.compile("Start")).click()
 
-        page.wait_for_url(re.compile(r"/user/admin/lab"), timeout=120000)
-        page.locator(".jp-LabShell").wait_for()
+        page.wait_for_url(re.compile(r"://journeyer\.[^/]+/user/journeyer/lab"), timeout=120000)
+        wait_for_lab(page, docker_client, container_name("journeyer"))
         page.locator(".lm-MenuBar-itemLabel", has_text=re.compile("^View$")).click()
         page.locator(".lm-Menu-item", has_text="Show GPU panel").click()
         panel = page.locator("#cudaspawner-gpu-panel")
@@ -70,4 +69,4 @@ def test_login_pick_cpu_profile_land_in_lab_and_see_the_gpu_panel(
 
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / "journey-hub-to-gpu-panel.png"))
-        hub.api("DELETE", "users/admin/server")
+        hub.api("DELETE", "users/journeyer/server")

@@ -14,7 +14,8 @@ import asyncssh
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser.conftest import ARTIFACTS
+from spawner.ssh.setup import ssh_host_for
+from tests.browser.conftest import ARTIFACTS, log_in
 from tests.hubtools import free_port
 from tests.integration.test_security import admin_password
 from tests.ssh.sshtools import SshTarget, make_key, wait_for_port, write_known_hosts
@@ -49,16 +50,15 @@ def test_a_key_added_on_the_page_logs_in_and_once_removed_is_refused(
     page = secure_context.new_page()
     page.set_default_timeout(60000)
     try:
-        page.goto(hub.url + "hub/login")
-        page.fill("input[name=username]", "admin")
-        page.fill("input[name=password]", admin_password(hub))
-        page.click("input[type=submit], button[type=submit]")
+        log_in(page, hub, "admin", admin_password(hub))
         page.wait_for_url(re.compile(r"/hub/"))
-        page.goto(hub.url + "services/ssh/")  # hub OAuth, then the page
+        page.goto(hub.service_url("ssh"))  # hub OAuth, then the page
         expect(page.get_by_role("heading", name="SSH keys for admin")).to_be_visible()
         expect(page.locator("#no-keys")).to_be_visible()
         expect(page.locator("#host-fingerprint")).to_have_text(host_fingerprint)
-        expect(page.locator("#ssh-command")).to_have_text(f"ssh -p {port} admin@127.0.0.1")
+        # The hub's public name is a *.localhost one: the command names this machine.
+        host = ssh_host_for(hub.url)
+        expect(page.locator("#ssh-command")).to_have_text(f"ssh -p {port} admin@{host}")
 
         # A private key pasted by mistake is explained, not stored.
         page.fill("textarea[name=key]", "-----BEGIN OPENSSH PRIVATE KEY-----\nb3Bl\n")

@@ -196,15 +196,15 @@ def test_internal_tls_isolation_and_tokens(secure_hub, docker_client):
         token = r.json()["token"]
         auth = {"Authorization": f"token {token}"}
         mine = requests.get(
-            hub.url + "user/b12ann/api/status", headers=auth, verify=ann.session.verify
+            hub.server_url("b12ann", "api/status"), headers=auth, verify=ann.session.verify
         )
         assert mine.status_code == 200
         gpu = requests.get(
-            hub.url + "user/b12ann/api/gpu/v1/status", headers=auth, verify=ann.session.verify
+            hub.server_url("b12ann", "api/gpu/v1/status"), headers=auth, verify=ann.session.verify
         )
         assert gpu.status_code == 200 and gpu.json()["state"] == "no_gpu"
         theirs = requests.get(
-            hub.url + "user/b12ben/api/gpu/v1/status", headers=auth, verify=ann.session.verify
+            hub.server_url("b12ben", "api/gpu/v1/status"), headers=auth, verify=ann.session.verify
         )
         assert theirs.status_code == 403
         r = ann.post(
@@ -213,7 +213,7 @@ def test_internal_tls_isolation_and_tokens(secure_hub, docker_client):
         )
         narrow = {"Authorization": f"token {r.json()['token']}"}
         refused = requests.get(
-            hub.url + "user/b12ann/api/status", headers=narrow, verify=ann.session.verify
+            hub.server_url("b12ann", "api/status"), headers=narrow, verify=ann.session.verify
         )
         assert refused.status_code == 403
     finally:

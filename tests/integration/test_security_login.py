@@ -196,9 +196,12 @@ def test_cookies_are_secure_and_same_site_and_pages_carry_hsts_and_csp(secure_hu
     session = cookie_headers(r)["jupyterhub-session-id"]
     for flag in ["Secure", "HttpOnly", "SameSite=Lax"]:
         assert flag in session, session
-    hub_cookie = cookie_headers(r)["jupyterhub-hub-login"]
-    for flag in ["Secure", "HttpOnly", "SameSite=Lax"]:
+    # The login cookie is host-only and `__Host-`: a user's server, on its own name under
+    # the hub's, can neither receive it nor set one in its place.
+    hub_cookie = cookie_headers(r)["__Host-jupyterhub-hub-login"]
+    for flag in ["Secure", "HttpOnly", "SameSite=Lax", "Path=/"]:
         assert flag in hub_cookie, hub_cookie
+    assert "domain=" not in hub_cookie.lower(), hub_cookie
 
     for path in ["hub/login", "hub/home", "hub/authorize", "hub/signup"]:
         page = b.get(path)
@@ -254,6 +257,8 @@ def test_the_public_certificate_is_no_ca_serves_servers_only_and_names_the_given
     assert usage.key_cert_sign is False and usage.crl_sign is False
     san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     assert set(san.get_values_for_type(x509.DNSName)) == {
+        "hub.localhost",  # the hub's public name and every user server's under it
+        "*.hub.localhost",
         "localhost",
         socket.getfqdn().lower(),
         "hub.example.org",

@@ -26,18 +26,24 @@ class FakeHub:
             for u in self.utilisation
         ]  # fmt: skip
 
-    async def gpu_status(self, url):
+    async def gpu_status(self, server):
+        url = server.url
         user = url.split("/")[2]
         return {"state": "ok", "gpus": [{"index": 0, "utilization_gpu": self.utilisation[user]}],
                 "reclaim": {"warning": None, "kept_at": self.kept_at.get(user)}}  # fmt: skip
 
-    async def warn(self, url, stop_at, idle, message):
+    async def warn(self, server, stop_at, idle, message):
+        url = server.url
         self.sent.append(("warn", url, stop_at))
         return self.takes_warnings
 
-    async def clear_warning(self, url):
+    async def clear_warning(self, server):
+        url = server.url
         self.sent.append(("clear", url))
         return True
+
+    async def forget_servers_except(self, keep):
+        self.forgotten_except = set(keep)
 
     async def stop_server(self, user, name):
         self.sent.append(("stop", user))

@@ -112,7 +112,7 @@ def test_idle_gpu_is_warned_then_stopped_busy_exempt_and_kept_servers_stay(
     def gpu_api(user: str, method: str, endpoint: str) -> requests.Response:
         return requests.request(
             method,
-            f"{hub.url}user/{user}/api/gpu/v1/{endpoint}",
+            hub.server_url(user, f"api/gpu/v1/{endpoint}"),
             headers={"Authorization": f"token {hub.admin_token}"},
             timeout=30,
         )

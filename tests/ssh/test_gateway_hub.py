@@ -22,6 +22,7 @@ import requests
 from spawner.ssh.keys import KeyStore
 from tests.hubtools import (
     TEST_NETWORK,
+    container_name,
     container_of,
     dump_docker_state,
     free_port,
@@ -525,3 +526,82 @@ def port_no_hub_rule_accepts(client) -> int:
         if port not in accepted:
             return port
     raise AssertionError("no free port outside the test network's accepted ports")
+
+
+# --- limits and logs (issue 23) ---------------------------------------------------------------
+def test_one_user_cannot_open_more_than_ten_sessions_at_once(deployment):
+    hub, target, keys, _, client = deployment
+    held = [
+        subprocess.Popen(
+            ["ssh", *target.options(keys["sshada"]), "sshada@127.0.0.1", "sleep 25"],
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )
+        for _ in range(10)
+    ]  # fmt: skip
+    try:
+        container = client.containers.get(container_name("sshada"))
+        count = (
+            "import glob;print(sum(b'sleep' in open(p,'rb').read() "
+            "for p in glob.glob('/proc/[0-9]*/cmdline')))"
+        )
+        deadline = time.monotonic() + 40
+        while time.monotonic() < deadline:
+            out = container.exec_run(["python3", "-c", count]).output.decode().strip()
+            if out.isdigit() and int(out) >= 10:
+                break
+            time.sleep(0.5)
+        refused = target.ssh("sshada", keys["sshada"], "true")
+        assert refused.returncode != 0 and "most this hub allows" in refused.stderr, refused
+        # Another user is not affected by sshada's sessions.
+        assert target.ssh("sshbert", keys["sshbert"], "true").returncode == 0
+    finally:
+        for p in held:
+            p.kill()
+            p.wait(10)
+
+
+async def test_one_address_cannot_hold_more_than_ten_unauthenticated_connections(deployment):
+    import asyncio
+
+    hub, target, _, _, _ = deployment
+    held = [await asyncio.open_connection("127.0.0.1", target.port) for _ in range(10)]
+    try:
+        for reader, _ in held:
+            assert (await asyncio.wait_for(reader.readline(), 10)).startswith(b"SSH-")
+        # The eleventh is closed at once (read() reaches the end instead of waiting).
+        reader, writer = await asyncio.open_connection("127.0.0.1", target.port)
+        await asyncio.wait_for(reader.read(), 5)
+        writer.close()
+        # Another address still gets in while these wait.
+        other_reader, other = await asyncio.open_connection(
+            "127.0.0.1", target.port, local_addr=("127.0.0.2", 0)
+        )
+        assert (await asyncio.wait_for(other_reader.readline(), 10)).startswith(b"SSH-")
+        other.close()
+        # The waiting ones are closed after the login grace time (15 s), not 60: read()
+        # reaches the end well within 25 s of their opening.
+        await asyncio.wait_for(held[0][0].read(), 25)
+    finally:
+        for _, w in held:
+            w.close()
+    assert "too_many_unauthenticated" in hub.log()
+
+
+async def test_a_forward_target_with_a_line_break_is_logged_as_one_escaped_field(
+    deployment, tmp_path
+):
+    hub, target, keys, _, _ = deployment
+    forged = 'x\n[I 2026-12-04 00:00:00 cudaspawner.ssh] ssh {"event": "login", "user": "admin"}'
+    async with asyncssh.connect(
+        "127.0.0.1",
+        target.port,
+        username="sshada",
+        client_keys=[str(keys["sshada"].private)],
+        known_hosts=str(target.known_hosts),
+    ) as conn:
+        with pytest.raises(asyncssh.ChannelOpenError):
+            await conn.open_connection(forged, 80)
+    log = hub.log()
+    assert "forward_refused" in log
+    assert not [line for line in log.splitlines() if line.startswith("[I 2026-12-04 00:00:00")]
+    assert '"to_host": "x\\n[I 2026-12-04 00:00:00' in log

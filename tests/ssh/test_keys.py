@@ -83,3 +83,59 @@ def test_host_key_is_made_once_0600_and_reused(tmp_path):
     again = ensure_host_key(path)
     assert again.get_fingerprint() == first.get_fingerprint()
     assert path.stat().st_mode & 0o777 == 0o600
+
+
+def test_a_key_line_too_long_or_an_rsa_modulus_too_big_is_refused_with_a_sentence():
+    import base64
+    import struct
+
+    from spawner.ssh.keys import MAX_KEY_LINE, MAX_RSA_BITS
+
+    def rsa_line(bits: int) -> str:
+        def mpint(n: int) -> bytes:
+            raw = n.to_bytes((n.bit_length() + 8) // 8, "big")
+            return struct.pack(">I", len(raw)) + raw
+
+        blob = struct.pack(">I", 7) + b"ssh-rsa" + mpint(65537) + mpint((1 << (bits - 1)) | 1)
+        return "ssh-rsa " + base64.b64encode(blob).decode()
+
+    with pytest.raises(KeyProblem, match=f"at most {MAX_KEY_LINE}"):
+        parse_public_key(rsa_line(1_600_000))  # the 266 KB key of the report
+    with pytest.raises(KeyProblem, match=f"{MAX_RSA_BITS} at most"):
+        parse_public_key(rsa_line(MAX_RSA_BITS + 1024))
+
+
+def test_keys_follow_their_account_and_never_match_a_later_account_of_the_same_name(tmp_path):
+    store = KeyStore(tmp_path / "keys.sqlite")
+    key = asyncssh.generate_private_key("ssh-ed25519")
+    line = key.export_public_key("openssh").decode()
+    store.add("alice", line, "laptop", account="2026-12-04T07:00:00.000001Z")
+    # Renamed to alicia: the same account, so the same keys.
+    assert store.find("alicia", key, "2026-12-04T07:00:00.000001Z") is not None
+    # A new account that took the name alice: none of them.
+    assert store.find("alice", key, "2026-12-05T09:00:00.000002Z") is None
+    assert store.keys("alice", "2026-12-05T09:00:00.000002Z") == []
+    # A key stored before accounts were recorded matches its name, for any account of it.
+    legacy = asyncssh.generate_private_key("ssh-ed25519")
+    store.add("bob", legacy.export_public_key("openssh").decode())
+    assert store.find("bob", legacy, "2026-12-04T08:00:00.000003Z") is not None
+    # Deleting an account forgets its keys, whatever name they were added under.
+    assert store.forget("alicia", "2026-12-04T07:00:00.000001Z") == 1
+
+
+def test_a_store_made_before_accounts_were_recorded_gains_the_column(tmp_path):
+    import sqlite3
+
+    path = tmp_path / "old.sqlite"
+    db = sqlite3.connect(path)
+    db.execute(
+        "CREATE TABLE ssh_keys (id INTEGER PRIMARY KEY, user TEXT NOT NULL, name TEXT NOT "
+        "NULL, algorithm TEXT NOT NULL, openssh TEXT NOT NULL, fingerprint TEXT NOT NULL, "
+        "added REAL NOT NULL, UNIQUE (user, fingerprint))"
+    )
+    db.commit()
+    db.close()
+    key = asyncssh.generate_private_key("ssh-ed25519")
+    store = KeyStore(path)
+    store.add("carol", key.export_public_key("openssh").decode(), account="x")
+    assert store.find("carol", key, "x") is not None

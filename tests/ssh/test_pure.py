@@ -85,11 +85,23 @@ def test_configure_ssh_keeps_the_sites_services_and_can_be_turned_off(tmp_path, 
     monkeypatch.setenv("CUDASPAWNER_SSH_PORT", "2299")
     configure_ssh(c, Path(tmp_path), "http://127.0.0.1:8000")
     assert [s["name"] for s in c.JupyterHub.services] == ["site", "ssh"]
-    assert [r["name"] for r in c.JupyterHub.load_roles] == ["ssh-gateway"]
+    assert [r["name"] for r in c.JupyterHub.load_roles] == ["user", "ssh-gateway"]
+    # Every user may open the keys page (the hub's OAuth asks for this scope).
+    assert c.JupyterHub.load_roles[0]["scopes"] == ["self", "access:services!service=ssh"]
+    assert c.CUDADockerSpawner.ssh_key_store == str(Path(tmp_path) / "ssh-keys.sqlite")
     off = Config()
     monkeypatch.setenv("CUDASPAWNER_SSH", "0")
     configure_ssh(off, Path(tmp_path), "http://127.0.0.1:8000")
     assert "services" not in off.JupyterHub
+
+
+def test_a_sites_own_user_role_keeps_its_scopes_and_gains_the_keys_page():
+    from spawner.ssh.setup import with_user_scope
+
+    roles = [{"name": "user", "scopes": ["self", "read:groups"]}, {"name": "x", "scopes": []}]
+    got = with_user_scope(roles, "access:services!service=ssh")
+    assert got[0]["scopes"] == ["self", "read:groups", "access:services!service=ssh"]
+    assert roles[0]["scopes"] == ["self", "read:groups"]  # the site's list is not changed
 
 
 def test_public_hub_url_names_this_host_when_the_bind_url_has_none():

@@ -58,7 +58,7 @@ def user_token(hub, user: str) -> str:
 def panel_gpus(hub, user: str) -> list[str]:
     """The GPUs the user's GPU panel lists, asked through the hub like the browser does."""
     r = requests.get(
-        f"{hub.url}user/{user}/api/gpu/v1/status?history=0",
+        hub.server_url(user, "api/gpu/v1/status?history=0"),
         headers={"Authorization": f"token {user_token(hub, user)}"},
         timeout=30,
     )

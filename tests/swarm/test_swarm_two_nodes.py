@@ -44,7 +44,9 @@ def test_profile_constrained_to_the_worker_lands_there_and_shows_its_gpus(
     # Through the hub: the notebook answers, and its panel shows one of the worker's GPUs.
     token = user_token(hub, "sw2ann")
     r = requests.get(
-        f"{hub.url}user/sw2ann/api/status", headers={"Authorization": f"token {token}"}, timeout=30
+        hub.server_url("sw2ann", "api/status"),
+        headers={"Authorization": f"token {token}"},
+        timeout=30,
     )
     assert r.status_code == 200, r.text
     seen = panel_gpus(hub, "sw2ann") + panel_gpus(hub, "sw2ben")

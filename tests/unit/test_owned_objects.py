@@ -10,7 +10,7 @@ import pytest
 from docker.errors import NotFound
 
 from spawner.owned_objects import ensure_volume, foreign_refusal
-from spawner.ownership import HUB_LABEL
+from spawner.ownership import ACCOUNT_LABEL, HUB_LABEL, account_stamp
 
 LOG = logging.getLogger("test")
 
@@ -26,6 +26,9 @@ class FakeEngine:
             if args[0] not in self.objects:
                 raise NotFound(f"no such object: {args[0]}")
             return self.objects[args[0]]
+        if method == "remove_volume":
+            del self.objects[args[0]]
+            return None
         if method == "create_volume":
             self.objects[args[0]] = {"Labels": kwargs["labels"]}
             return self.objects[args[0]]
@@ -88,3 +91,64 @@ async def test_an_unlabelled_volume_is_used_as_it_is():
     engine = FakeEngine({"jupyterhub-user-alice": {"Labels": None}})
     await ensure_volume(engine, "jupyterhub-user-alice", "hub-me", "alice", LOG)
     assert [c[0] for c in engine.calls] == ["inspect_volume"]
+
+
+# --- homes bound to accounts, not only to names ------------------------------------------------
+async def test_a_new_home_records_the_account_it_was_made_for():
+    engine = FakeEngine({})
+    await ensure_volume(engine, "cudaspawner-home-carol", "hub-me", "carol", LOG, "7@20261204")
+    assert engine.objects["cudaspawner-home-carol"]["Labels"][ACCOUNT_LABEL] == "7@20261204"
+
+
+async def test_the_same_account_gets_its_home_back():
+    labels = {HUB_LABEL: "hub-me", ACCOUNT_LABEL: "7@20261204"}
+    engine = FakeEngine({"cudaspawner-home-carol": {"Labels": labels}})
+    await ensure_volume(engine, "cudaspawner-home-carol", "hub-me", "carol", LOG, "7@20261204")
+    assert [c[0] for c in engine.calls] == ["inspect_volume"]
+
+
+async def test_a_later_account_of_the_same_name_is_refused_an_earlier_ones_home(caplog):
+    labels = {HUB_LABEL: "hub-me", ACCOUNT_LABEL: "7@20261204"}
+    engine = FakeEngine({"cudaspawner-home-carol": {"Labels": labels}})
+    with pytest.raises(Exception) as refused:
+        await ensure_volume(engine, "cudaspawner-home-carol", "hub-me", "carol", LOG, "9@20261205")
+    assert refused.value.status_code == 409
+    assert "earlier account named carol" in refused.value.jupyterhub_message
+    assert "cudaspawner-admin homes" in caplog.text
+    assert [c[0] for c in engine.calls] == ["inspect_volume"]  # nothing changed
+
+
+async def test_a_certificate_volume_of_an_earlier_account_is_made_afresh():
+    labels = {HUB_LABEL: "hub-me", ACCOUNT_LABEL: "7@20261204"}
+    engine = FakeEngine({"jupyterssl-carol": {"Labels": labels}})
+    await ensure_volume(
+        engine, "jupyterssl-carol", "hub-me", "carol", LOG, "9@20261205", replace_earlier=True
+    )
+    assert [c[0] for c in engine.calls] == ["inspect_volume", "remove_volume", "create_volume"]
+    assert engine.objects["jupyterssl-carol"]["Labels"][ACCOUNT_LABEL] == "9@20261205"
+
+
+def test_an_account_stamp_differs_for_a_reused_id_made_at_another_time():
+    from datetime import datetime
+
+    first = account_stamp(7, datetime(2026, 12, 4, 7, 0, 0, 1))
+    again = account_stamp(7, datetime(2026, 12, 4, 9, 0, 0, 2))
+    assert first != again and first.startswith("7@")
+
+
+def test_orphaned_homes_are_those_whose_account_is_gone_and_only_this_hubs_count():
+    from spawner.orphan_homes import homes
+
+    volumes = [
+        {"Name": "h-carol", "Labels": {HUB_LABEL: "hub-me", ACCOUNT_LABEL: "7@a",
+                                       "org.cudaspawner.user": "carol"}},
+        {"Name": "h-dan", "Labels": {HUB_LABEL: "hub-me", ACCOUNT_LABEL: "8@b",
+                                     "org.cudaspawner.user": "dan"}},
+        {"Name": "h-old", "Labels": {HUB_LABEL: "hub-me"}},  # before accounts: not judged
+        {"Name": "h-other", "Labels": {HUB_LABEL: "hub-staging", ACCOUNT_LABEL: "1@c"}},
+    ]  # fmt: skip
+    found = homes(volumes, {"8@b"}, "hub-me", {"h-dan": ["jupyter-dan"]})
+    assert [(h.volume, h.orphaned, h.in_use_by) for h in found] == [
+        ("h-carol", True, ()),
+        ("h-dan", False, ("jupyter-dan",)),
+    ]

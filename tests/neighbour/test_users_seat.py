@@ -1,0 +1,155 @@
+"""Issue 23, from an ordinary user's seat on the default deployment (HTTPS, native sign-up,
+internal TLS, its managed services): the SSH keys page works for a signed-up, approved,
+non-admin user; the GPU admin page is the admins' alone and takes no words from a link;
+service pages send the hub's security headers.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from spawner.security_headers import HEADERS
+from tests.hubtools import Browser
+from tests.ssh.sshtools import (
+    SshTarget,
+    has_openssh_client,
+    make_key,
+    wait_for_port,
+    write_known_hosts,
+)
+
+from .conftest import HONEST
+
+pytestmark = [pytest.mark.docker, pytest.mark.hub]
+
+
+def _form_xsrf(html: str) -> str:
+    found = re.search(r'name="_xsrf" value="([^"]+)"', html)
+    assert found, html[:500]
+    return found.group(1)
+
+
+@pytest.mark.skipif(not has_openssh_client(), reason="needs Debian's openssh-client")
+def test_a_non_admin_adds_a_key_logs_in_with_openssh_and_removes_it(deployment, tmp_path):
+    hub, user = deployment.hub, deployment.users[HONEST]
+    port = int(hub.env["CUDASPAWNER_SSH_PORT"])
+    wait_for_port(port)
+    target = SshTarget(port, tmp_path / "known_hosts")
+    write_known_hosts(hub.data_dir, port, target.known_hosts)
+    key = make_key(tmp_path, "hon")
+
+    page = user.get("services/ssh/")  # hub OAuth, then the page, as the user
+    assert page.status_code == 200 and f"ssh -p {port} {HONEST}@" in page.text, page.text[:500]
+    added = user.session.post(
+        hub.service_url("ssh"),
+        data={"key": key.public_line, "name": "laptop", "_xsrf": _form_xsrf(page.text)},
+        timeout=30,
+    )
+    assert added.status_code == 200 and "laptop" in added.text, added.text[:500]
+
+    deployment.start_server(HONEST, "cpu")
+    try:
+        r = target.ssh(HONEST, key, "id -un; echo $HOME")
+        assert r.returncode == 0, r.stderr
+        assert r.stdout.split() == ["jovyan", "/home/jovyan"]
+
+        key_id = re.search(r"keys/(\d+)/remove", added.text).group(1)
+        removed = user.session.post(
+            hub.service_url("ssh", f"keys/{key_id}/remove"),
+            data={"_xsrf": _form_xsrf(added.text)},
+            timeout=30,
+        )
+        assert removed.status_code == 200 and "Key removed" in removed.text
+        again = target.ssh(HONEST, key, "true")
+        assert again.returncode != 0 and "Permission denied" in again.stderr
+    finally:
+        deployment.stop_server(HONEST)
+
+
+def test_the_gpu_admin_page_is_403_for_a_user_and_works_for_the_admin(deployment):
+    user, admin = deployment.users[HONEST], deployment.admin
+    refused = user.get("services/gpu-admin/")
+    # Refused by the hub's OAuth or by the page itself, with a sentence either way.
+    assert refused.status_code == 403, refused.text[:300]
+    assert "Only hub admins" in refused.text or "permission" in refused.text, refused.text
+    page = admin.get("services/gpu-admin/?message=Your+password+expired:+visit+evil.example")
+    assert page.status_code == 200 and "GPU" in page.text
+    assert "evil.example" not in page.text and "password expired" not in page.text
+
+
+@pytest.mark.parametrize("service", ["ssh", "gpu-admin"])
+def test_service_pages_send_the_hubs_security_headers(deployment, service):
+    r = deployment.admin.get(f"services/{service}/")
+    assert r.status_code == 200
+    for name, value in HEADERS.items():
+        assert r.headers.get(name) == value, (name, dict(r.headers))
+
+
+@pytest.mark.skipif(not has_openssh_client(), reason="needs Debian's openssh-client")
+def test_a_deleted_accounts_files_and_keys_never_reach_a_new_account_of_that_name(
+    deployment, tmp_path
+):
+    import subprocess
+    import sys
+
+    from tests.integration.test_security import approve, logged_in, signup
+
+    hub, admin = deployment.hub, deployment.admin
+    name, volume = "nbcarol", "jupytest-home-nbcarol"
+    port = int(hub.env["CUDASPAWNER_SSH_PORT"])
+    target = SshTarget(port, tmp_path / "known_hosts")
+    write_known_hosts(hub.data_dir, port, target.known_hosts)
+    key = make_key(tmp_path, "carol")
+
+    def new_account(password: str):
+        signup(hub, name, password)
+        approve(admin, name)
+        user = Browser(hub)
+        assert logged_in(user.login(name, password))
+        deployment.users[name] = user
+        return user
+
+    def admin_cli(*args: str) -> subprocess.CompletedProcess:
+        db = str(hub.data_dir / "jupyterhub.sqlite")
+        return subprocess.run(
+            [sys.executable, "-m", "spawner.admin_recovery", "homes", "--db", db,
+             "--hub-id", hub.hub_id, *args],
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+
+    # The first carol: a key, a server, a secret in her home.
+    first = new_account("first-carol-passphrase")
+    page = first.get("services/ssh/")
+    first.session.post(
+        hub.service_url("ssh"),
+        data={"key": key.public_line, "name": "old", "_xsrf": _form_xsrf(page.text)},
+        timeout=30,
+    )
+    deployment.start_server(name, "cpu")
+    r = target.ssh(name, key, "echo the-first-carols-secret > ~/secret.txt && cat ~/secret.txt")
+    assert r.returncode == 0 and "the-first-carols-secret" in r.stdout, r.stderr
+
+    # The admin deletes her (the hub stops her server first).
+    assert hub.api("DELETE", f"users/{name}").status_code == 204
+    assert hub.api("GET", f"users/{name}").status_code == 404
+
+    # A new person signs up as carol: the old key does not log in, the old home is not hers.
+    second = new_account("second-carol-passphrase")
+    refused = target.ssh(name, key, "cat ~/secret.txt")
+    assert refused.returncode != 0 and "the-first-carols-secret" not in refused.stdout
+    r = second.spawn(name, {"profile": "cpu"})
+    assert r.status_code == 409 and "earlier account named nbcarol" in r.text, r.text[:500]
+
+    # The admin decides: the orphaned home is listed, then removed.
+    listed = admin_cli()
+    assert listed.returncode == 0 and f"{volume}\t{name}\tORPHANED" in listed.stdout, listed
+    removed = admin_cli("--remove", volume)
+    assert removed.returncode == 0 and "Removed" in removed.stdout, removed.stderr
+    deployment.start_server(name, "cpu")
+    try:
+        home = deployment.container(name).exec_run(["sh", "-c", "ls -A ~"], user="1000:100")
+        assert b"secret.txt" not in home.output, home.output
+    finally:
+        deployment.stop_server(name)
