@@ -17,7 +17,7 @@ from pathlib import Path
 
 import docker
 
-from spawner import hub_host_guard
+from spawner import hub_host_guard, log_redaction
 from spawner.deployment import (
     NetworkProblem,
     default_limits,
@@ -42,6 +42,9 @@ from spawner.user_origins import (
 )
 
 c = get_config()  # noqa: F821  (provided by JupyterHub when it loads this file)
+
+# No token, password, cookie or key in the hub's log, whoever logs it (spawner/log_redaction.py).
+log_redaction.install()
 
 # JupyterHub stops its managed services (SSH gateway, GPU operations, idle culler) with
 # SIGINT and waits 10 s each before SIGTERM. A hub started in the background of a script

@@ -105,6 +105,8 @@ class CUDADockerSpawner(SiteConfig, DockerSpawner):
         self._progress = Progress()
         self._choice: Choice | None = None
         self._plan: StartPlan | None = None
+        # mount source -> the volume a renamed account keeps (set by each start)
+        self._volume_names: dict[str, str] = {}
         # (the site's image, the image a start chose): `image` is set to the choice, as
         # DockerSpawner does, and must not become the next start's default.
         self._image_set: tuple[str, str] | None = None
@@ -334,11 +336,23 @@ class CUDADockerSpawner(SiteConfig, DockerSpawner):
             self.object_id = ""  # never remove it as "a failed start's container"
             raise refusal
 
-    async def _ensure_volume(self, name: str, replace_earlier: bool = False) -> None:
-        account = ownership.account_stamp(self.user.id, self.user.created)
+    async def _ensure_volume(
+        self, name: str, replace_earlier: bool = False, mount: str = ""
+    ) -> None:
         await owned_objects.ensure_volume(
-            self.docker, name, self.hub_id, self.user.name, self.log, account, replace_earlier
+            self.docker,
+            name,
+            self.hub_id,
+            self.user.name,
+            self.log,
+            self._account,
+            replace_earlier,
+            mount,
         )
+
+    @property
+    def _account(self) -> str:
+        return ownership.account_stamp(self.user.id, self.user.created)
 
     async def delete_forever(self) -> None:
         """The account is deleted: its SSH keys go with it, so a later account of the same
@@ -358,11 +372,23 @@ class CUDADockerSpawner(SiteConfig, DockerSpawner):
             self.log.info("Deleted account %s: %d SSH key(s) removed", self.user.name, removed)
 
     async def _ensure_volumes(self, plan: StartPlan) -> None:
-        """The plan's named volumes (not bind mounts), made with this hub's label."""
-        for source in plan.mounts:
+        """The plan's named volumes (not bind mounts), made with this hub's label. One made
+        for this account under the name it had before the hub renamed it is used again."""
+        self._volume_names = {}
+        for source, target in plan.mounts.items():
             name = self._volume_name(source)
-            if name and not name.startswith(("/", ".", "~")):
-                await self._ensure_volume(name)
+            if not name or name.startswith(("/", ".", "~")):
+                continue
+            mount = target if isinstance(target, str) else str(target.get("bind", ""))
+            kept = await owned_objects.account_volume(
+                self.docker, self.hub_id, self._account, mount, name
+            )
+            if kept != name:
+                self.log.info(
+                    "%s keeps home volume %s (made under an earlier name)", self.user.name, kept
+                )
+                self._volume_names[source] = kept
+            await self._ensure_volume(kept, mount=mount)
 
     def _volume_name(self, source: str) -> str:
         try:
@@ -395,7 +421,9 @@ class CUDADockerSpawner(SiteConfig, DockerSpawner):
         saved = (self.extra_host_config, self.extra_create_kwargs, self.volumes)
         self.extra_host_config = docker_objects.host_config(plan, admin_host)
         self.extra_create_kwargs = docker_objects.create_kwargs(plan, admin_create, network)
-        self.volumes = plan.mounts
+        # A renamed account's volumes under the names they were made with (literal names:
+        # format_volume_name leaves them as they are).
+        self.volumes = {self._volume_names.get(s, s): t for s, t in plan.mounts.items()}
         try:
             return await super().create_object()
         finally:

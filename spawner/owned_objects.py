@@ -49,6 +49,7 @@ async def ensure_volume(
     log: logging.Logger,
     account: str = "",
     replace_earlier: bool = False,
+    mount: str = "",
 ) -> None:
     """Create a named volume with this hub's label (and the account's), or check that an
     existing one is ours and this account's.
@@ -58,15 +59,18 @@ async def ensure_volume(
     without any hub label predates ownership labels (or was made by hand) and is used as
     it is: it is how an upgraded deployment keeps its users' homes. `replace_earlier`: an
     earlier account's volume of ours that holds only what the hub writes at each start (the
-    TLS certificates) is removed and made afresh instead.
+    TLS certificates) is removed and made afresh instead. `mount`: where the container
+    mounts it, recorded so that the account finds it again under another name.
     """
+    made = {ownership.HUB_LABEL: hub_id, "org.cudaspawner.user": user}
+    if account:
+        made[ownership.ACCOUNT_LABEL] = account
+    if mount:
+        made[ownership.MOUNT_LABEL] = mount
     try:
         vol = await docker("inspect_volume", name)
     except NotFound:
-        labels = {ownership.HUB_LABEL: hub_id, "org.cudaspawner.user": user}
-        if account:
-            labels[ownership.ACCOUNT_LABEL] = account
-        await docker("create_volume", name, labels=labels)
+        await docker("create_volume", name, labels=made)
         return
     labels = vol.get("Labels") or {}
     if ownership.owner_of(labels) and not ownership.is_ours(labels, hub_id):
@@ -77,11 +81,30 @@ async def ensure_volume(
     if account and earlier and earlier != account and replace_earlier:
         log.info("Replacing volume %s of an earlier account %s", name, earlier)
         await docker("remove_volume", name)
-        labels = {ownership.HUB_LABEL: hub_id, "org.cudaspawner.user": user}
-        labels[ownership.ACCOUNT_LABEL] = account
-        await docker("create_volume", name, labels=labels)
+        await docker("create_volume", name, labels=made)
         return
     if account and earlier and earlier != account:
         for_user, for_admin = ownership.earlier_accounts_home(name, user, labels)
         log.error("%s", for_admin)
         raise errors.user_error(409, for_user)
+
+
+async def account_volume(
+    docker: DockerCall, hub_id: str, account: str, mount: str, wanted: str
+) -> str:
+    """The name of the volume this hub made for `account` at `mount`, under whatever name the
+    account had then (a user renamed through the hub API keeps their home); `wanted` when
+    there is none yet."""
+    if not (hub_id and account and mount):
+        return wanted
+    found = await docker(
+        "volumes",
+        filters={
+            "label": [
+                f"{ownership.HUB_LABEL}={hub_id}",
+                f"{ownership.ACCOUNT_LABEL}={account}",
+                f"{ownership.MOUNT_LABEL}={mount}",
+            ]
+        },
+    )
+    return ownership.account_volume((found or {}).get("Volumes") or [], wanted) or wanted

@@ -21,6 +21,9 @@ HUB_LABEL = "org.cudaspawner.hub"
 # time. A later account of the same name (the first one deleted) has another stamp, so it is
 # never handed the earlier one's files (ids alone can be reused by SQLite).
 ACCOUNT_LABEL = "org.cudaspawner.account"
+# Where in the container a volume is mounted (its place in the profile's mounts): with the
+# account, it finds a user's home again after the hub renamed them.
+MOUNT_LABEL = "org.cudaspawner.mount"
 HUB_ID_FILE = "hub-id"
 _HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 
@@ -61,6 +64,17 @@ def account_stamp(user_id: int, created: datetime | None) -> str:
     """The label value binding a volume to one account (not only to its name)."""
     when = created.strftime("%Y%m%dT%H%M%S.%f") if created else "unknown"
     return f"{user_id}@{when}"
+
+
+def account_volume(volumes: list[dict], wanted: str) -> str | None:
+    """Of the volumes made for one account at one mount point (`docker volume ls`, already
+    filtered by hub, account and mount), the one to use: `wanted` (today's name) if it is
+    among them, else the oldest (made under the name the account had then)."""
+    names = {v["Name"] for v in volumes}
+    if wanted in names:
+        return wanted
+    ordered = sorted(volumes, key=lambda v: (v.get("CreatedAt") or "", v["Name"]))
+    return ordered[0]["Name"] if ordered else None
 
 
 def account_of(labels: Mapping[str, str] | None) -> str:

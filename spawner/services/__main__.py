@@ -14,6 +14,7 @@ from jupyterhub.utils import make_ssl_context
 
 from ..gpu_inventory import load_inventory
 from ..labels import GPUS_LABEL
+from ..log_redaction import install as install_log_redaction
 from ..service_lifetime import end_with_parent
 from .admin_page import make_app
 from .hub_client import HubClient
@@ -79,6 +80,7 @@ async def main(document: dict) -> None:
 
 if __name__ == "__main__":
     end_with_parent()  # the hub started us: a hub killed outright takes us with it
+    install_log_redaction()
     if os.environ.get(JSON_LOGS_ENV):
         use_json_logs()
         logging.getLogger().setLevel(logging.INFO)

@@ -44,7 +44,8 @@ class JsonFormatter(logging.Formatter):
                     value if isinstance(value, (str, int, float, bool, list)) else str(value)
                 )
         if record.exc_info:
-            entry["exception"] = self.formatException(record.exc_info)
+            # exc_text: the text log_redaction already masked, where it ran.
+            entry["exception"] = record.exc_text or self.formatException(record.exc_info)
         return json.dumps(entry, default=str)
 
 

@@ -171,9 +171,11 @@ def configure_operations(c: Any, data_dir: Path, env: dict | None = None) -> Non
                 ) from None
             # It looks every 10 minutes, or twice per timeout when that is shorter.
             every = max(1, min(600, seconds // 2))
+            # Through log_redaction: not our code, but its log is the hub's.
             command = [
                 sys.executable,
                 "-m",
+                "spawner.log_redaction",
                 "jupyterhub_idle_culler",
                 f"--timeout={seconds}",
                 f"--cull-every={every}",
@@ -185,7 +187,13 @@ def configure_operations(c: Any, data_dir: Path, env: dict | None = None) -> Non
                     "--ssl-enabled=true",
                     f"--internal-certs-location={c.JupyterHub.internal_certs_location}",
                 ]
-            services.append({"name": CULLER_NAME, "command": command})
+            services.append(
+                {
+                    "name": CULLER_NAME,
+                    "command": command,
+                    "environment": {"PYTHONPATH": _source_root()},
+                }
+            )
             roles.append(
                 {"name": "idle-culler", "services": [CULLER_NAME], "scopes": CULLER_SCOPES}
             )

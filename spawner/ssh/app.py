@@ -20,6 +20,7 @@ from tornado.httpserver import HTTPServer
 from traitlets import Bool, Float, Int, Unicode
 from traitlets.config import Application
 
+from ..log_redaction import install as install_log_redaction
 from .gateway import Gateway, GatewaySettings
 from .hub_api import HubClient
 from .keys import KeyStore, ensure_host_key, fingerprint
@@ -89,6 +90,7 @@ class SshGatewayApp(Application):
     )
 
     def start(self) -> None:
+        install_log_redaction()
         logging.basicConfig(level=logging.INFO, format="[%(levelname)s %(name)s] %(message)s")
         asyncio.run(self.serve())
 

@@ -153,3 +153,42 @@ def test_a_deleted_accounts_files_and_keys_never_reach_a_new_account_of_that_nam
         assert b"secret.txt" not in home.output, home.output
     finally:
         deployment.stop_server(name)
+
+
+@pytest.mark.skipif(not has_openssh_client(), reason="needs Debian's openssh-client")
+def test_a_user_renamed_through_the_hub_api_keeps_their_home_and_keys(deployment, tmp_path):
+    from tests.integration.test_security import approve, logged_in, signup
+
+    hub, admin = deployment.hub, deployment.admin
+    old, new = "nbdave", "nbdavid"
+    port = int(hub.env["CUDASPAWNER_SSH_PORT"])
+    target = SshTarget(port, tmp_path / "known_hosts")
+    write_known_hosts(hub.data_dir, port, target.known_hosts)
+    key = make_key(tmp_path, "dave")
+
+    signup(hub, old, "daves-long-passphrase")
+    approve(admin, old)
+    dave = Browser(hub)
+    assert logged_in(dave.login(old, "daves-long-passphrase"))
+    deployment.users[old] = dave
+    page = dave.get("services/ssh/")
+    dave.session.post(
+        hub.service_url("ssh"),
+        data={"key": key.public_line, "name": "laptop", "_xsrf": _form_xsrf(page.text)},
+        timeout=30,
+    )
+    deployment.start_server(old, "cpu")
+    r = target.ssh(old, key, "echo daves-notes > ~/notes.txt && cat ~/notes.txt")
+    assert r.returncode == 0 and "daves-notes" in r.stdout, r.stderr
+    deployment.stop_server(old)
+
+    renamed = hub.api("PATCH", f"users/{old}", json={"name": new})
+    assert renamed.status_code == 200 and renamed.json()["name"] == new, renamed.text
+    deployment.users[new] = deployment.users.pop(old)  # the same session, the same account
+    deployment.start_server(new, "cpu")
+    try:
+        r = target.ssh(new, key, "cat ~/notes.txt")
+        assert r.returncode == 0 and "daves-notes" in r.stdout, r.stderr
+        assert target.ssh(old, key, "true").returncode != 0  # the old name is no one's now
+    finally:
+        deployment.stop_server(new)

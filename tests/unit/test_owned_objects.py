@@ -9,8 +9,8 @@ import logging
 import pytest
 from docker.errors import NotFound
 
-from spawner.owned_objects import ensure_volume, foreign_refusal
-from spawner.ownership import ACCOUNT_LABEL, HUB_LABEL, account_stamp
+from spawner.owned_objects import account_volume, ensure_volume, foreign_refusal
+from spawner.ownership import ACCOUNT_LABEL, HUB_LABEL, MOUNT_LABEL, account_stamp
 
 LOG = logging.getLogger("test")
 
@@ -29,6 +29,14 @@ class FakeEngine:
         if method == "remove_volume":
             del self.objects[args[0]]
             return None
+        if method == "volumes":  # label filters, as the engine applies them
+            wanted = dict(f.split("=", 1) for f in kwargs["filters"]["label"])
+            found = [
+                {"Name": n, "CreatedAt": o.get("CreatedAt", ""), "Labels": o["Labels"]}
+                for n, o in self.objects.items()
+                if wanted.items() <= (o.get("Labels") or {}).items()
+            ]
+            return {"Volumes": found}
         if method == "create_volume":
             self.objects[args[0]] = {"Labels": kwargs["labels"]}
             return self.objects[args[0]]
@@ -126,6 +134,42 @@ async def test_a_certificate_volume_of_an_earlier_account_is_made_afresh():
     )
     assert [c[0] for c in engine.calls] == ["inspect_volume", "remove_volume", "create_volume"]
     assert engine.objects["jupyterssl-carol"]["Labels"][ACCOUNT_LABEL] == "9@20261205"
+
+
+async def test_a_renamed_account_finds_the_home_it_made_under_its_earlier_name():
+    """alice made her home as cudaspawner-home-alice; the admin renamed her alicia."""
+    engine = FakeEngine({})
+    await ensure_volume(
+        engine, "cudaspawner-home-alice", "hub-me", "alice", LOG, "7@2026", mount="/home/jovyan"
+    )
+    assert engine.objects["cudaspawner-home-alice"]["Labels"][MOUNT_LABEL] == "/home/jovyan"
+    kept = await account_volume(
+        engine, "hub-me", "7@2026", "/home/jovyan", "cudaspawner-home-alicia"
+    )
+    assert kept == "cudaspawner-home-alice"
+    # Not another account's home, not another mount, not another hub's volume.
+    for hub, account, mount in [
+        ("hub-me", "9@2027", "/home/jovyan"),
+        ("hub-me", "7@2026", "/data"),
+        ("hub-other", "7@2026", "/home/jovyan"),
+    ]:
+        assert await account_volume(engine, hub, account, mount, "x") == "x"
+
+
+async def test_todays_name_wins_when_the_account_has_two_homes():
+    labels = {HUB_LABEL: "hub-me", ACCOUNT_LABEL: "7@2026", MOUNT_LABEL: "/home/jovyan"}
+    engine = FakeEngine(
+        {
+            "home-alice": {"Labels": labels, "CreatedAt": "2026-01-01T00:00:00Z"},
+            "home-alicia": {"Labels": labels, "CreatedAt": "2026-06-01T00:00:00Z"},
+        }
+    )
+    assert await account_volume(engine, "hub-me", "7@2026", "/home/jovyan", "home-alicia") == (
+        "home-alicia"
+    )
+    assert await account_volume(engine, "hub-me", "7@2026", "/home/jovyan", "home-al") == (
+        "home-alice"
+    )
 
 
 def test_an_account_stamp_differs_for_a_reused_id_made_at_another_time():
