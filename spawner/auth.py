@@ -41,6 +41,7 @@ from tornado.escape import url_escape
 from tornado.httputil import url_concat
 from traitlets import Bool, Float, Unicode
 
+from .account_rename import follow_renames
 from .usernames import username_problem
 
 TEMPLATES = Path(__file__).parent / "templates" / "native"
@@ -410,6 +411,7 @@ class CUDANativeAuthenticator(UsernamePolicy, NativeAuthenticator):
         if self.first_admin:
             self.admin_users = set(self.admin_users) | {self.first_admin}
             self._create_first_admin()
+        follow_renames()  # a user the hub renames keeps their password
 
     # The per-account lock of NativeAuthenticator is replaced by the throttle.
     def is_blocked(self, username: str) -> bool:

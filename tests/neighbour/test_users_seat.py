@@ -156,7 +156,9 @@ def test_a_deleted_accounts_files_and_keys_never_reach_a_new_account_of_that_nam
 
 
 @pytest.mark.skipif(not has_openssh_client(), reason="needs Debian's openssh-client")
-def test_a_user_renamed_through_the_hub_api_keeps_their_home_and_keys(deployment, tmp_path):
+def test_a_user_renamed_through_the_hub_api_keeps_their_home_keys_and_password(
+    deployment, tmp_path
+):
     from tests.integration.test_security import approve, logged_in, signup
 
     hub, admin = deployment.hub, deployment.admin
@@ -190,5 +192,8 @@ def test_a_user_renamed_through_the_hub_api_keeps_their_home_and_keys(deployment
         r = target.ssh(new, key, "cat ~/notes.txt")
         assert r.returncode == 0 and "daves-notes" in r.stdout, r.stderr
         assert target.ssh(old, key, "true").returncode != 0  # the old name is no one's now
+        # The password follows too: the new name logs in with it, the old one no more.
+        assert logged_in(Browser(hub).login(new, "daves-long-passphrase"))
+        assert not logged_in(Browser(hub).login(old, "daves-long-passphrase"))
     finally:
         deployment.stop_server(new)
