@@ -35,10 +35,49 @@ DOMAIN = "hub.localhost"  # the default deployment's public name
 HUB_LABEL = "org.cudaspawner.hub"
 
 
+def _ephemeral_range() -> tuple[int, int]:
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
+def free_ports(count: int) -> list[int]:
+    """`count` distinct ports free on loopback now, all held at once while chosen (two
+    `free_port()` calls can return the same port). They lie below the kernel's ephemeral
+    range where it leaves room, so an outgoing connection does not take one before the hub
+    binds it."""
+    low, _ = _ephemeral_range()
+    held: list[socket.socket] = []
+    try:
+        while len(held) < count:
+            s = socket.socket()
+            try:
+                if low > 12000:
+                    s.bind(("127.0.0.1", secrets.randbelow(low - 11000) + 10000))
+                else:
+                    s.bind(("127.0.0.1", 0))
+            except OSError:
+                s.close()
+                continue
+            held.append(s)
+        return [s.getsockname()[1] for s in held]
+    finally:
+        for s in held:
+            s.close()
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    return free_ports(1)[0]
+
+
+# The ports make_hub chooses (env names); the hub's own public port is in its bind URL.
+_HUB_PORT_ENVS = ("CUDASPAWNER_PROXY_API_PORT", "CUDASPAWNER_HUB_PORT", "CUDASPAWNER_SSH_PORT")
+
+
+class PortTaken(RuntimeError):
+    """A port of the hub's was taken before the hub could bind it."""
 
 
 @dataclass
@@ -53,6 +92,7 @@ class Hub:
     env: dict = field(default_factory=dict)
     hub_id: str = ""
     started: dict = field(default_factory=dict)  # pid -> cmdline the hub started
+    own_ports: bool = False  # every port chosen by make_hub (none given by the test)
 
     @property
     def log_path(self) -> Path:
@@ -104,8 +144,30 @@ class Hub:
         """Start the hub and wait until it serves.
 
         `sigint_ignored=True` starts it as `scripts/up.sh` does, in the background of a
-        script (`setsid nohup ... &`), which POSIX starts with SIGINT ignored.
+        script (`setsid nohup ... &`), which POSIX starts with SIGINT ignored. A port taken
+        by someone else between choosing and binding it (EADDRINUSE) is not the test's
+        failure: the hub starts again on new ports, up to twice.
         """
+        for attempt in range(3):
+            try:
+                return self._start_once(timeout, sigint_ignored)
+            except PortTaken:
+                if attempt == 2 or not self.own_ports:  # a test's own port: its business
+                    raise
+                self.stop()
+                self._new_ports()
+
+    def _new_ports(self) -> None:
+        public, *others = free_ports(1 + len(_HUB_PORT_ENVS))
+        for name, port in zip(_HUB_PORT_ENVS, others, strict=True):
+            if name in self.env:
+                self.env[name] = str(port)
+        bind = urlparse(self.env["CUDASPAWNER_BIND_URL"])
+        self.env["CUDASPAWNER_BIND_URL"] = f"{bind.scheme}://{bind.hostname}:{public}"
+        url = urlparse(self.url)
+        self.url = f"{url.scheme}://{url.hostname}:{public}/"
+
+    def _start_once(self, timeout: float, sigint_ignored: bool) -> None:
         offset = self.log_path.stat().st_size if self.log_path.exists() else 0
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
@@ -119,9 +181,18 @@ class Hub:
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
+            written = self.log()[offset:]
+            # The proxy, the hub or a service could not bind a port: the hub exits, or waits
+            # on whatever holds it.
+            if "EADDRINUSE" in written or "Address already in use" in written:
+                try:  # most often it exits by itself, and undoes what it did on the way
+                    self.proc.wait(10)
+                except subprocess.TimeoutExpired:
+                    pass
+                raise PortTaken(f"the hub exited: a port of its was taken\n{written[-3000:]}")
             if self.proc.poll() is not None:
                 raise RuntimeError(f"the hub exited with {self.proc.returncode}:\n{self.log()}")
-            if "JupyterHub is now running" in self.log()[offset:]:
+            if "JupyterHub is now running" in written:
                 return
             time.sleep(0.2)
         raise RuntimeError(f"the hub did not start in {timeout}s:\n{self.log()[-4000:]}")
@@ -244,7 +315,7 @@ def make_hub(
     data_dir = tmp_path / "hub"
     data_dir.mkdir(parents=True, exist_ok=True)
     token = secrets.token_hex(16)
-    port = free_port()
+    port, proxy_api_port, hub_port, ssh_port = free_ports(4)
     hub_id = "" if as_deployed else f"test-{secrets.token_hex(6)}"
     config = f"""
 c.JupyterHub.services = [{{"name": "test-admin", "api_token": {token!r}}}]
@@ -259,10 +330,10 @@ c.JupyterHub.log_level = "DEBUG"
         **os.environ,
         "CUDASPAWNER_DATA": str(data_dir),
         "CUDASPAWNER_NETWORK": TEST_NETWORK,
-        "CUDASPAWNER_PROXY_API_PORT": str(free_port()),
-        "CUDASPAWNER_HUB_PORT": str(free_port()),
+        "CUDASPAWNER_PROXY_API_PORT": str(proxy_api_port),
+        "CUDASPAWNER_HUB_PORT": str(hub_port),
         # Every test hub runs the SSH gateway: on a free loopback port, never the deployment's.
-        "CUDASPAWNER_SSH_PORT": str(free_port()),
+        "CUDASPAWNER_SSH_PORT": str(ssh_port),
         "CUDASPAWNER_SSH_IP": "127.0.0.1",
         "CUDASPAWNER_EXTRA_CONFIG": str(data_dir / "test_config.py"),
         "PATH": f"{VENV_BIN}:{os.environ.get('PATH', '')}",
@@ -292,6 +363,7 @@ c.JupyterHub.log_level = "DEBUG"
         admin_token=token,
         env=hub_env,
         hub_id=hub_id,
+        own_ports=not set(env or {}) & {*_HUB_PORT_ENVS, "CUDASPAWNER_BIND_URL"},
     )
 
 
