@@ -23,6 +23,7 @@ from spawner.deployment import (
     default_limits,
     ensure_network,
     ensure_self_signed_cert,
+    flag,
     parse_cpu_limit,
     parse_mem_limit,
     secret_file,
@@ -56,8 +57,7 @@ if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
 
 
 def _flag(name: str, default: bool) -> bool:
-    value = os.environ.get(name, "").strip().lower()
-    return default if not value else value not in ("0", "off", "false", "no")
+    return flag(os.environ.get(name), default)
 
 
 data_dir = Path(os.environ.get("CUDASPAWNER_DATA", "/var/lib/cudaspawner"))

@@ -5,6 +5,21 @@
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
+# --fast: the pure tests only (no Docker engine, hub, browser or GPU; about a minute), in
+# the environment a whole run made. Further arguments go to pytest.
+if [ "${1:-}" = --fast ]; then
+  shift
+  ensure_venv hub,notebook,test
+  "$VENV/bin/python" -c 'import torch' 2>/dev/null ||
+    { log "The tests' CPU torch is not installed yet: run 'bash scripts/test.sh' once first."; exit 1; }
+  cd "$repo"
+  "$VENV/bin/ruff" check . && "$VENV/bin/ruff" format --check .
+  # tests/browser also runs the front end's vitest suite (npm): not pure, left out.
+  exec "$VENV/bin/pytest" -p no:cacheprovider -q -m "not docker and not hub and not gpu" \
+    tests/unit tests/notebook tests/integration tests/setup tests/ssh tests/ops tests/swarm \
+    tests/neighbour "$@"
+fi
+
 # chromium: the browser tests; libatomic1: Playwright's own Node driver links it (a bare
 # bookworm lacks it); openssh-client: the SSH gateway's tests use the real client; iproute2:
 # the Swarm tests give each extra engine a network namespace (`ip netns`, veth);

@@ -21,11 +21,10 @@ from dataclasses import asdict, dataclass
 from .gpu_claims import GpuClaim, container_claim, resolve
 from .gpu_inventory import INVENTORY_ENV, inventory_from_env, load_inventory
 from .gpus import Gpu, plural
-from .labels import GPUS_LABEL, format_since, read_holding
+from .labels import ACTIVE_STATES, GPUS_LABEL, format_since, read_holding
 from .usernames import RULE, username_problem
 
 # Container states in which a container still has its GPUs (the hub counts the same).
-ACTIVE_STATES = ("running", "paused", "restarting")
 COLUMNS = ("gpu", "model", "user", "server", "container", "since", "status")
 EXIT_ENGINE = 2
 OUTSIDE = "outside the hub"  # the user column of a GPU held by a container no hub started

@@ -19,6 +19,12 @@ from pathlib import Path
 from spawner.host_firewall import bridge_name, drop_chain
 
 
+def flag(value: str | None, default: bool) -> bool:
+    """An on/off environment setting: empty means `default`; 0, off, false, no mean off."""
+    value = (value or "").strip().lower()
+    return default if not value else value not in ("0", "off", "false", "no")
+
+
 def secret_file(path: Path, make: Callable[[], str] = lambda: secrets.token_hex(32)) -> str:
     """The secret stored at `path`, created (0600, never world- or group-readable) if missing."""
     if not path.exists():

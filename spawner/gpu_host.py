@@ -23,10 +23,9 @@ from .engine_reads import ContainerLister, EngineReads, EventReader, Inspector
 from .gpu_claims import GpuClaim, container_claim, resolve
 from .gpu_inventory import load_inventory
 from .gpus import Gpu, GpuAllocator
-from .labels import GPUS_LABEL, holding_from_labels
+from .labels import ACTIVE_STATES, GPUS_LABEL, holding_from_labels
 from .ownership import is_ours
 
-ACTIVE = ["running", "paused", "restarting"]  # states in which a container keeps its GPUs
 # Event actions after which a container runs / no longer holds anything.
 _STARTED = {"start", "restart", "unpause"}
 _GONE = {"die", "destroy", "stop", "kill", "oom"}
@@ -96,7 +95,7 @@ class OutsideGpus:
         """Running containers (id -> labels): the last list moved forward by the events."""
         now = time.time()
         if events is None or self._running is None or now - self._listed_at > RELIST_S:
-            listed = await containers({"status": ACTIVE})
+            listed = await containers({"status": list(ACTIVE_STATES)})
             self.lists += 1
             self._running = {c["Id"]: c.get("Labels") or {} for c in listed}
             self._listed_at = now
@@ -206,9 +205,7 @@ class GpuHost:
             self._rebuilt = True
             return
         # Paused and restarting containers still hold their GPUs.
-        found = await containers(
-            {"label": GPUS_LABEL, "status": ["running", "paused", "restarting"]}
-        )
+        found = await containers({"label": GPUS_LABEL, "status": list(ACTIVE_STATES)})
         for c in found:
             if not self.outside.is_mine(c.get("Labels") or {}):
                 continue  # another hub's: counted from the engine as held outside this hub

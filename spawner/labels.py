@@ -17,6 +17,9 @@ from datetime import datetime, timezone
 from .gpus import Gpu
 
 PREFIX = "org.cudaspawner."
+# Docker states in which a container keeps the GPUs its labels name (a paused or restarting
+# container still holds them; an exited one gives them back).
+ACTIVE_STATES = ("running", "paused", "restarting")
 USER_LABEL = PREFIX + "user"
 SERVER_LABEL = PREFIX + "server"  # the allocator's server key: "alice" or "alice/name"
 GPUS_LABEL = PREFIX + "gpus"  # comma list of GPU ids, as given to Docker

@@ -31,6 +31,7 @@ from .hardening import Hardening
 from .ownership import data_directory, hub_identity, valid_hub_id
 from .profiles import ProfileConfigError, parse_profiles
 from .start_plan import SiteSettings
+from .usernames import HOME_VOLUME_TEMPLATE
 
 
 class SiteConfig(HasTraits):
@@ -84,7 +85,7 @@ class SiteConfig(HasTraits):
         "fail with Docker's 64 MB default. A profile's `shm_size` overrides it.",
     )
     home_volume_name = Unicode(
-        "cudaspawner-home-{username}",
+        HOME_VOLUME_TEMPLATE,
         config=True,
         help="Name template of the per-user named volume that persists the home directory.",
     )

@@ -23,6 +23,7 @@ from .hardening import Hardening, RootUserRefused, docker_socket_mounts, resolve
 from .labels import PLAN_LABEL, container_labels
 from .ownership import HUB_LABEL
 from .user_options import Choice
+from .usernames import HOME_VOLUME_TEMPLATE
 
 __all__ = [
     "ImageFacts",
@@ -96,7 +97,7 @@ class SiteSettings:
     hardening: Hardening = Hardening()
     mem_limit: int | str | None = None  # bytes, or "8G"
     cpu_limit: float | None = None
-    home_volume: str = "cudaspawner-home-{username}"
+    home_volume: str = HOME_VOLUME_TEMPLATE
     home_path: str = "/home/jovyan"
     volumes: dict = field(default_factory=dict)  # DockerSpawner's `volumes` format
     gpu_request_style: str = "device_requests"

@@ -22,7 +22,8 @@ MAX_LENGTH = 32
 CONTAINER_PREFIX = "jupyter-"
 # One DNS label: the container name is a DNS name in the server's certificate.
 MAX_CONTAINER_NAME = 63
-VOLUME_TEMPLATE = "cudaspawner-home-{}"
+# The home volume's name template, as DockerSpawner fills it ({username}: the escaped name).
+HOME_VOLUME_TEMPLATE = "cudaspawner-home-{username}"
 CERT_CN_PREFIX = "user-"
 MAX_CERT_CN = 64
 
@@ -64,7 +65,7 @@ def container_name(name: str) -> str:
 
 
 def volume_name(name: str) -> str:
-    return VOLUME_TEMPLATE.format(docker_escape(name))
+    return HOME_VOLUME_TEMPLATE.format(username=docker_escape(name))
 
 
 def cert_common_name(name: str) -> str:

@@ -13,7 +13,7 @@ from pathlib import Path
 from jupyterhub.utils import make_ssl_context
 
 from ..gpu_inventory import load_inventory
-from ..labels import GPUS_LABEL
+from ..labels import ACTIVE_STATES, GPUS_LABEL
 from ..log_redaction import install as install_log_redaction
 from ..service_lifetime import end_with_parent
 from .admin_page import make_app
@@ -21,8 +21,6 @@ from .hub_client import HubClient
 from .json_logs import use_json_logs
 from .operations import JSON_LOGS_ENV, SETTINGS_ENV
 from .service import FleetService, settings_from_document
-
-ACTIVE_STATES = ["running", "paused", "restarting"]
 
 
 def _containers():
@@ -32,7 +30,7 @@ def _containers():
 
     async def listed() -> list[dict]:
         return await asyncio.to_thread(
-            client.api.containers, filters={"label": GPUS_LABEL, "status": ACTIVE_STATES}
+            client.api.containers, filters={"label": GPUS_LABEL, "status": list(ACTIVE_STATES)}
         )
 
     return listed

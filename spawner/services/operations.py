@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+from ..deployment import flag
 from .gpu_reclaim import GpuReclaim, parse_policies
 from .hub_metrics import register_fleet_metrics
 from .json_logs import logging_config
@@ -51,8 +52,7 @@ CULLER_SCOPES = ["list:users", "read:users:activity", "read:servers", "delete:se
 
 
 def _flag(env: dict, name: str, default: bool) -> bool:
-    value = env.get(name, "").strip().lower()
-    return default if not value else value not in ("0", "off", "false", "no")
+    return flag(env.get(name), default)
 
 
 def _free_port() -> int:

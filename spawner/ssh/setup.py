@@ -8,6 +8,8 @@ import sys
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
+from ..deployment import flag
+
 SERVICE = "ssh"
 ROLE = "ssh-gateway"
 # What the gateway may do with the hub API: find users' servers and the container the
@@ -19,11 +21,6 @@ def _free_loopback_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def _flag(value: str | None, default: bool) -> bool:
-    value = (value or "").strip().lower()
-    return default if not value else value not in ("0", "off", "false", "no")
 
 
 def ssh_service(
@@ -89,7 +86,7 @@ def configure_ssh(c, data_dir: Path, hub_url: str) -> None:
     CUDASPAWNER_SSH_HOST (name shown to users), CUDASPAWNER_SSH_PAGE_PORT (a free
     loopback port), CUDASPAWNER_SSH_AUTOSTART (off).
     """
-    if not _flag(os.environ.get("CUDASPAWNER_SSH"), True):
+    if not flag(os.environ.get("CUDASPAWNER_SSH"), True):
         return
     try:
         port = int(os.environ.get("CUDASPAWNER_SSH_PORT", "2222"))
@@ -106,7 +103,7 @@ def configure_ssh(c, data_dir: Path, hub_url: str) -> None:
         ssh_ip=os.environ.get("CUDASPAWNER_SSH_IP", ""),
         ssh_host=os.environ.get("CUDASPAWNER_SSH_HOST", "") or ssh_host_for(public),
         page_port=page_port,
-        auto_start=_flag(os.environ.get("CUDASPAWNER_SSH_AUTOSTART"), False),
+        auto_start=flag(os.environ.get("CUDASPAWNER_SSH_AUTOSTART"), False),
     )
     # Appended to, not replacing, what the site or the tests configure.
     c.JupyterHub.services = [*c.JupyterHub.get("services", []), service]
