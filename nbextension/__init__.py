@@ -15,6 +15,6 @@ def _jupyter_server_extension_points() -> list[dict[str, str]]:
 
 
 def _load_jupyter_server_extension(serverapp: Any) -> None:
-    from .extension import load
+    from .attach import load
 
     load(serverapp)

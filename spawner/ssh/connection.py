@@ -12,16 +12,14 @@ import inspect
 import json
 import logging
 import time
+from collections import Counter
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
 import asyncssh
 from asyncssh.constants import EXTENDED_DATA_STDERR
 
-from .keys import StoredKey, fingerprint
-
-if TYPE_CHECKING:  # the gateway makes one of these per connection and is handed to it
-    from .gateway import Gateway
+from .keys import KeyStore, StoredKey, fingerprint
 
 log = logging.getLogger("cudaspawner.ssh")
 
@@ -39,6 +37,28 @@ class Login:
     started: float = field(default_factory=time.time)
     refused: list[str] = field(default_factory=list)  # "user fingerprint" tried and refused
     activity_task: asyncio.Task | None = None
+
+
+class GatewaySide(Protocol):
+    """What a connection uses of the gateway that makes it (`gateway.Gateway`), which hands
+    itself to each connection: named here so that this module does not import that one."""
+
+    store: KeyStore
+    settings: Any  # gateway.GatewaySettings
+    logins: dict[asyncssh.SSHServerConnection, Login]
+    unauthenticated: Counter[str]
+
+    def record(self, event: str, login: Login, **fields: Any) -> None: ...
+
+    async def keep_active(self, login: Login) -> None: ...
+
+    async def account_of(self, user: str) -> str | None: ...
+
+    async def session(self, process: asyncssh.SSHServerProcess) -> None: ...
+
+    async def forward(
+        self, login: Login, port: int, reader: asyncssh.SSHReader, writer: asyncssh.SSHWriter
+    ) -> None: ...
 
 
 class ContainerSession(asyncssh.SSHServerProcess):
@@ -65,7 +85,7 @@ class ContainerSession(asyncssh.SSHServerProcess):
 class SSHConnection(asyncssh.SSHServer):
     """Per connection: authentication and what may be forwarded."""
 
-    def __init__(self, gateway: Gateway) -> None:
+    def __init__(self, gateway: GatewaySide) -> None:
         self.gateway = gateway
         self.login: Login | None = None
         self.conn: asyncssh.SSHServerConnection | None = None
