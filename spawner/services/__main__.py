@@ -10,9 +10,8 @@ import secrets
 import sys
 from pathlib import Path
 
-from jupyterhub.utils import make_ssl_context
-
 from ..gpu_inventory import load_inventory
+from ..hub_api import service_ssl_context
 from ..labels import ACTIVE_STATES, GPUS_LABEL
 from ..log_redaction import install as install_log_redaction
 from ..service_lifetime import end_with_parent
@@ -45,13 +44,7 @@ async def main(document: dict) -> None:
     except ValueError as e:
         log.error("GPU inventory unusable, the page shows held GPUs only: %s", e)
         gpus = None
-    hub_ssl = None
-    if os.environ.get("JUPYTERHUB_SSL_CERTFILE"):
-        hub_ssl = make_ssl_context(
-            os.environ["JUPYTERHUB_SSL_KEYFILE"],
-            os.environ["JUPYTERHUB_SSL_CERTFILE"],
-            cafile=os.environ["JUPYTERHUB_SSL_CLIENT_CA"],
-        )
+    hub_ssl = service_ssl_context()
     client = HubClient(
         os.environ["JUPYTERHUB_API_URL"],
         os.environ["JUPYTERHUB_API_TOKEN"],

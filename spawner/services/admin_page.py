@@ -19,9 +19,9 @@ from jupyterhub.services.auth import HubOAuthCallbackHandler, HubOAuthenticated
 from jupyterhub.utils import url_path_join
 from tornado import web
 
+from ..hub_api import HubApiError
 from ..security_headers import set_security_headers
 from .fleet import GpuRow
-from .hub_client import HubUnreachable
 from .server_figures import finite_number
 from .service import FleetService
 
@@ -191,7 +191,7 @@ class StopHandler(AdminHandler):
             raise web.HTTPError(400, "Say which user's server to stop.")
         try:
             await self.fleet.stop_server(user, server)
-        except HubUnreachable as e:
+        except HubApiError as e:
             raise web.HTTPError(502, f"The hub did not stop the server: {e}") from None
         label = f"{user}/{server}" if server else user
         self.fleet.log.info(

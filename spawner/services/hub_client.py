@@ -1,5 +1,5 @@
-"""The service's HTTP edge: the hub's REST API with the service's own token, and each GPU
-server's API (`api/gpu/v1/...`) through the proxy with a token of that server's owner.
+"""The service's HTTP edge: the hub's REST API with the service's own token (`hub_api`), and
+each GPU server's API (`api/gpu/v1/...`) through the proxy with a token of that server's owner.
 
 A user controls their own server, and anything sent to it is theirs. So the service's own
 token (list users, stop servers, mint tokens) never leaves this host: each server is asked
@@ -17,11 +17,12 @@ import ssl
 import time
 from dataclasses import dataclass
 from typing import Any, Protocol
-from urllib.parse import quote, urlsplit
+from urllib.parse import urlsplit
 
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 from tornado.netutil import DefaultLoopResolver, Resolver
 
+from ..hub_api import HubApi, HubApiError
 from .server_figures import MAX_STATUS_BYTES, strict_json
 
 TIMEOUT = 10.0  # seconds: one slow server must not hold up a look at the fleet for long
@@ -37,14 +38,6 @@ class ServerRef(Protocol):
     user: str
     name: str
     url: str
-
-
-class HubUnreachable(Exception):
-    """The hub's API did not answer as expected; the message says what happened."""
-
-    def __init__(self, message: str, code: int | None = None) -> None:
-        super().__init__(message)
-        self.code = code
 
 
 @dataclass(frozen=True)
@@ -80,7 +73,9 @@ class ProxyResolver(Resolver):
         return await self._default.resolve(target, port, family)
 
 
-class HubClient:
+class HubClient(HubApi):
+    """The hub's API (`HubApi`) and, through the proxy, each GPU server's API."""
+
     def __init__(
         self,
         api_url: str,
@@ -92,14 +87,11 @@ class HubClient:
         public_domain: str = "",
         clock=time.time,
     ) -> None:
-        self.api_url = api_url.rstrip("/") + "/"
+        super().__init__(api_url, token, ssl_context=hub_ssl, timeout=TIMEOUT)
         self.proxy_url = proxy_url.rstrip("/")
-        self._headers = {"Authorization": f"token {token}"}
-        self._hub_ssl = hub_ssl
         self._proxy_ssl: ssl.SSLContext | None = None
         if self.proxy_url.startswith("https"):
             self._proxy_ssl = ssl.create_default_context(cafile=proxy_ca)
-        self._http = AsyncHTTPClient(force_instance=True, max_clients=16)
         # Servers' answers: bounded (a hostile server may send gigabytes), public names
         # resolved to the proxy.
         proxy_host = urlsplit(self.proxy_url).hostname or "127.0.0.1"
@@ -113,64 +105,20 @@ class HubClient:
         self._tokens: dict[tuple[str, str], ServerToken] = {}
         self._clock = clock
 
-    async def _hub(self, method: str, path: str, body: Any = None, timeout: float = TIMEOUT) -> Any:
-        request = HTTPRequest(
-            self.api_url + path,
-            method=method,
-            headers={**self._headers, "Content-Type": "application/json"},
-            body=None if body is None else json.dumps(body),
-            allow_nonstandard_methods=True,
-            request_timeout=timeout,
-            ssl_options=self._hub_ssl,
-        )
-        try:
-            response = await self._http.fetch(request)
-        except HTTPClientError as e:
-            detail = e.response.body.decode(errors="replace")[:200] if e.response else ""
-            raise HubUnreachable(f"{method} {path}: HTTP {e.code} {detail}", e.code) from None
-        except OSError as e:
-            raise HubUnreachable(f"{method} {path}: {e}") from None
-        return json.loads(response.body) if response.body else None
-
-    async def active_users(self) -> list[dict]:
-        """Users with at least one active server, with their servers, their containers' ids
-        (server state) and their groups."""
-        users = await self._hub("GET", "users?state=active&limit=100000")
-        if isinstance(users, dict):  # a paginated answer
-            users = users.get("items", [])
-        return users
-
-    async def user(self, name: str) -> dict | None:
-        try:
-            return await self._hub("GET", f"users/{quote(name, safe='')}")
-        except HubUnreachable as e:
-            if e.code == 404:
-                return None
-            raise
-
-    async def stop_server(self, user: str, server_name: str) -> None:
-        path = f"users/{quote(user, safe='')}/server"
-        if server_name:
-            path += f"s/{quote(server_name, safe='')}"
-        # The hub answers 204 once stopped, or 202 after its slow_stop_timeout (10 s) while
-        # the stop goes on: both are a stop under way.
-        await self._hub("DELETE", path, timeout=STOP_TIMEOUT)
+    async def stop_server(
+        self, user: str, server_name: str = "", timeout: float = STOP_TIMEOUT
+    ) -> None:
+        await super().stop_server(user, server_name, timeout)
 
     async def server_token(self, server: ServerRef) -> str:
         """A token of the server's owner for that server alone, minted when missing or
-        about to end (HubUnreachable when the hub refuses)."""
+        about to end (HubApiError when the hub refuses)."""
         key = (server.user, server.name)
         held = self._tokens.get(key)
         if held is not None and held.expires_at - self._clock() > TOKEN_RENEW_BEFORE:
             return held.token
-        model = await self._hub(
-            "POST",
-            f"users/{quote(server.user, safe='')}/tokens",
-            {
-                "scopes": [server_scope(server.user, server.name)],
-                "expires_in": TOKEN_LIFETIME,
-                "note": TOKEN_NOTE,
-            },
+        model = await self.create_token(
+            server.user, [server_scope(server.user, server.name)], TOKEN_LIFETIME, TOKEN_NOTE
         )
         self._tokens[key] = ServerToken(
             model["token"], model.get("id", ""), self._clock() + TOKEN_LIFETIME
@@ -189,9 +137,8 @@ class HubClient:
         if not held.token_id:
             return
         try:
-            path = f"users/{quote(user, safe='')}/tokens/{quote(held.token_id, safe='')}"
-            await self._hub("DELETE", path)
-        except HubUnreachable:
+            await self.revoke_token(user, held.token_id)
+        except HubApiError:
             pass
 
     def server_url(self, server: ServerRef, endpoint: str) -> str:
@@ -207,7 +154,7 @@ class HubClient:
         not answer usefully."""
         try:
             token = await self.server_token(server)
-        except (HubUnreachable, KeyError, TypeError):
+        except (HubApiError, KeyError, TypeError):
             return None
         request = HTTPRequest(
             self.server_url(server, endpoint),
@@ -244,5 +191,5 @@ class HubClient:
         return await self._server(server, "DELETE", "reclaim") is not None
 
     def close(self) -> None:
-        self._http.close()
+        super().close()
         self._servers_http.close()

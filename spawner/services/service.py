@@ -24,9 +24,10 @@ from pathlib import Path
 from typing import Any
 
 from ..gpus import Gpu
+from ..hub_api import HubApiError
 from .fleet import FleetSummary, GpuRow, GpuServer, fleet_rows, gpu_servers, summarise
 from .gpu_reclaim import Look, ReclaimPolicy, Watch, busiest, decide, policy_for
-from .hub_client import HubClient, HubUnreachable
+from .hub_client import HubClient
 from .server_figures import ServerFigures, read_status
 
 ContainerLister = Callable[[], Awaitable[list[dict]]]
@@ -177,7 +178,7 @@ class FleetService:
         elif action == "stop":
             try:
                 await self.client.stop_server(server.user, server.name)
-            except HubUnreachable as e:
+            except HubApiError as e:
                 self.log.warning("Idle GPUs: could not stop %s: %s", server.key, e)
                 return
             self.reclaimed[server.profile] += len(server.gpu_ids)

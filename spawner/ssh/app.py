@@ -20,9 +20,9 @@ from tornado.httpserver import HTTPServer
 from traitlets import Bool, Float, Int, Unicode
 from traitlets.config import Application
 
+from ..hub_api import HubApi, service_ssl_context
 from ..log_redaction import install as install_log_redaction
 from .gateway import Gateway, GatewaySettings
-from .hub_api import HubClient
 from .keys import KeyStore, ensure_host_key, fingerprint
 from .web import PageInfo, make_app
 
@@ -98,7 +98,11 @@ class SshGatewayApp(Application):
         data = Path(self.data_dir)
         host_key = ensure_host_key(data / "ssh_host_ed25519_key")
         store = KeyStore(data / "ssh-keys.sqlite")
-        hub = HubClient(os.environ["JUPYTERHUB_API_URL"], os.environ["JUPYTERHUB_API_TOKEN"])
+        hub = HubApi(
+            os.environ["JUPYTERHUB_API_URL"],
+            os.environ["JUPYTERHUB_API_TOKEN"],
+            ssl_context=service_ssl_context(),
+        )
         settings = GatewaySettings(
             hub_url=self.hub_url.rstrip("/") + "/",
             auto_start=self.auto_start,

@@ -1,7 +1,7 @@
 """The SSH gateway: public-key logins, each session run in the user's own container.
 
 asyncssh speaks the protocol. This module decides who may log in (a key on the user's
-list, nothing else), which container a session runs in (`hub_api.choose_container`),
+list, nothing else), which container a session runs in (`target.choose_container`),
 and runs shells, commands, the `sftp` subsystem and forwarded connections there with
 `docker exec` as the container's own user, in its home. Forwarding reaches only
 loopback ports inside that container, through a small relay run in it.
@@ -21,12 +21,12 @@ from pathlib import Path
 
 import asyncssh
 import docker
-from tornado.httpclient import HTTPClientError
 
+from ..hub_api import HubApi, HubApiError
 from .connection import Login, SSHConnection
 from .docker_exec import STDERR, Exec, ExecSpec
-from .hub_api import HubClient, NoServer, Target, choose_container
 from .keys import KeyStore
+from .target import NoServer, Target, choose_container
 
 log = logging.getLogger("cudaspawner.ssh")
 
@@ -57,7 +57,7 @@ class Gateway:
     def __init__(
         self,
         store: KeyStore,
-        hub: HubClient,
+        hub: HubApi,
         docker_client: docker.DockerClient,
         settings: GatewaySettings,
     ) -> None:
@@ -115,7 +115,7 @@ class Gateway:
         that account); "" for no such user, None when the hub cannot be asked."""
         try:
             model = await self.hub.user(user)
-        except (HTTPClientError, OSError) as e:
+        except (HubApiError, OSError) as e:
             log.warning("ssh: could not ask the hub about %r: %s", user, e)
             return None
         return str((model or {}).get("created") or "")
@@ -151,7 +151,12 @@ class Gateway:
                 )
             if why == "no server" and not started_here:
                 progress("Starting your server with the default profile ...")
-                await self.hub.start_server(user)
+                try:
+                    await self.hub.start_server(user)
+                except HubApiError as e:
+                    raise NoServer(
+                        e.hub_message or f"The hub could not start your server ({e.code})."
+                    ) from e
                 started_here = True
             elif why == "starting" and not started_here:
                 progress("Your server is starting; waiting for it ...")
@@ -191,7 +196,7 @@ class Gateway:
         code = 255
         try:
             code = await self._run(process, user, kind)
-        except (HTTPClientError, OSError, docker.errors.APIError, RuntimeError) as e:
+        except (HubApiError, OSError, docker.errors.APIError, RuntimeError) as e:
             # The hub restarting, the server stopping under us: a sentence, not a dropped line.
             log.warning("ssh: session for %s failed: %s", user, e)
             process.stderr.write(
@@ -346,7 +351,7 @@ class Gateway:
         except (
             OSError,
             asyncssh.Error,
-            HTTPClientError,
+            HubApiError,
             docker.errors.APIError,
             RuntimeError,
         ) as e:

@@ -7,8 +7,8 @@ from pathlib import Path
 
 from spawner.labels import SERVER_LABEL, USER_LABEL
 from spawner.ssh.docker_exec import FrameDecoder
-from spawner.ssh.hub_api import choose_container
 from spawner.ssh.setup import configure_ssh, public_hub_url, ssh_service
+from spawner.ssh.target import choose_container
 
 
 def _attrs(user="alice", server="alice", running=True, container_user="1000:100"):
