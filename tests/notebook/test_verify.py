@@ -65,7 +65,10 @@ async def test_start_up_verification_on_a_cpu_image_says_no_gpu(fetch_json, fini
     assert document["message"] == "No GPU is assigned to this server; PyTorch works on the CPU."
     checks = by_id(document)
     assert checks["torch"]["status"] == "pass"
-    assert document["versions"]["torch"] == version("torch")
+    # The torch installed: torch.__version__ carries the build's local tag (2.9.1+cu128 for
+    # PyPI's CUDA build, which the tests use where no CPU build is at hand); its package
+    # metadata does not.
+    assert document["versions"]["torch"].split("+")[0] == version("torch").split("+")[0]
     assert checks["cuda"]["status"] == "skipped"
     assert checks["cuda"]["reason"].startswith("No GPU is assigned to this server.")
     assert checks["cpu_matmul"]["status"] == "pass"
