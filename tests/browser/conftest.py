@@ -178,19 +178,68 @@ def log_in(page, hub, name: str, password: str) -> None:
     page.click("input[type=submit], button[type=submit]")
 
 
+def watch(page) -> None:
+    """Record, from the page's first request on, what it loads, what fails and what its
+    scripts say: `wait_for_lab` prints it when JupyterLab does not come up."""
+    seen: list[str] = []
+    pending: dict[int, str] = {}
+    page.on("console", lambda m: seen.append(f"console {m.type}: {m.text}"))
+    page.on("pageerror", lambda e: seen.append(f"page error: {e}"))
+    page.on("request", lambda r: pending.__setitem__(id(r), r.url))
+    page.on("requestfinished", lambda r: pending.pop(id(r), None))
+
+    def failed(r) -> None:
+        pending.pop(id(r), None)
+        seen.append(f"failed {r.url}: {r.failure}")
+
+    page.on("requestfailed", failed)
+    page.on("response", lambda r: r.status >= 400 and seen.append(f"{r.status} {r.url}"))
+    page.cudaspawner_watch = (seen, pending)
+
+
+def _what_the_page_saw(page) -> str:
+    seen, pending = getattr(page, "cudaspawner_watch", ([], {}))
+    try:
+        state = page.evaluate(
+            "() => [document.readyState, document.title, document.body ? "
+            "document.body.innerText.slice(0, 300) : '(no body)']"
+        )
+    except Exception as e:  # a crashed page: say so
+        state = [f"(page not readable: {e})"]
+    return "\n  ".join(
+        [f"page: {page.url}", f"document: {state}", *seen[-40:]]
+        + [f"still loading: {url}" for url in list(pending.values())[-20:]]
+    )
+
+
 def wait_for_lab(page, docker_client, container: str, timeout: float = 180000) -> None:
     """Wait for JupyterLab's shell; on a time-out, say what the page and the server saw
-    (console messages, failed requests, the container's log) before failing."""
-    seen: list[str] = []
-    page.on("console", lambda m: seen.append(f"console {m.type}: {m.text}"))
-    page.on("requestfailed", lambda r: seen.append(f"failed {r.url}: {r.failure}"))
-    page.on("response", lambda r: r.status >= 400 and seen.append(f"{r.status} {r.url}"))
+    (console messages, failed and unfinished requests, the document, the container's log).
+
+    A page still blank then is reloaded once, as its user would, and the test goes on only
+    if JupyterLab comes up: the reload and what was seen before it are printed either way
+    (CI saw a blank Lab twice in many runs, on a loaded machine, with no error anywhere)."""
+    if not hasattr(page, "cudaspawner_watch"):
+        watch(page)
     try:
         page.locator(".jp-LabShell").wait_for(timeout=timeout)
+        return
     except Exception:
-        print("page:", page.url, *seen[-40:], sep="\n  ")
+        print("JupyterLab did not come up:\n ", _what_the_page_saw(page))
         try:
             print(docker_client.containers.get(container).logs(tail=80).decode(errors="replace"))
         except Exception as e:  # gone already: the failure above is what matters
             print(f"(no container log: {e})")
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        try:
+            page.screenshot(path=str(ARTIFACTS / f"blank-lab-{container}.png"))
+        except Exception as e:
+            print(f"screenshot failed: {e}")
+    print("Reloading the page once, as its user would.")
+    page.reload()
+    try:
+        page.locator(".jp-LabShell").wait_for(timeout=120000)
+    except Exception:
+        print("Still no JupyterLab after a reload:\n ", _what_the_page_saw(page))
         raise
+    print("JupyterLab came up after one reload.")

@@ -12,7 +12,7 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser.conftest import ARTIFACTS, sign_up_and_log_in, wait_for_lab
+from tests.browser.conftest import ARTIFACTS, sign_up_and_log_in, wait_for_lab, watch
 from tests.hubtools import container_name, container_of
 
 pytestmark = [pytest.mark.browser, pytest.mark.docker, pytest.mark.hub]
@@ -31,6 +31,7 @@ def test_default_cards_on_a_host_without_gpus_and_a_cpu_spawn_lands_in_lab(
 ):
     hub = hub_factory(secure=True)  # no extra configuration: the deployment as shipped
     page = secure_context.new_page()
+    watch(page)  # from the first request: what a blank Lab page loaded, if it happens
     page.set_default_timeout(60000)
     try:
         # A signed-up, approved, ordinary user: the seat the platform is for.

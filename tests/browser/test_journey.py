@@ -13,7 +13,7 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser.conftest import sign_up_and_log_in, wait_for_lab
+from tests.browser.conftest import sign_up_and_log_in, wait_for_lab, watch
 from tests.hubtools import container_name
 
 pytestmark = [pytest.mark.browser, pytest.mark.docker, pytest.mark.hub]
@@ -41,6 +41,7 @@ def test_login_pick_cpu_profile_land_in_lab_and_see_the_gpu_panel(
 ):
     hub = hub_factory(PROFILES, secure=True)
     page = secure_context.new_page()
+    watch(page)  # from the first request: what a blank Lab page loaded, if it happens
     page.set_default_timeout(60000)
     try:
         # A signed-up, approved, ordinary user of the default deployment.
