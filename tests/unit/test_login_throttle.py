@@ -6,7 +6,12 @@ from types import SimpleNamespace
 
 import pytest
 
-from spawner.auth import LoginThrottle, client_address, is_host_address, login_wait_message
+from spawner.login_throttle import (
+    LoginThrottle,
+    client_address,
+    is_host_address,
+    login_wait_message,
+)
 
 
 class Clock:
