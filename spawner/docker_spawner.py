@@ -3,23 +3,23 @@
 Thin glue, one direction: posted fields -> `option_hooks.form_options` -> JupyterHub's
 `apply_user_options` -> `validate_user_options` (once) -> image inspected, GPUs reserved
 (`gpu_host`), address planned (`internal_ssl`) -> `make_plan` (pure, once per start) ->
-`docker_objects` -> DockerSpawner's create. Only this module holds a spawner; the others
-take and return data. Docker calls go through DockerSpawner's off-loop `self.docker(...)`.
+the account's volumes (`account_volumes`, a mixin) -> `docker_objects` -> DockerSpawner's
+create. Only this module and its mixin hold a spawner; the others take and return data.
+Docker calls go through DockerSpawner's off-loop `self.docker(...)`.
 """
 
 from __future__ import annotations
 
-import asyncio
 import inspect
 import time
 from datetime import datetime, timezone
-from pathlib import Path
 
 import docker.errors
 from dockerspawner import DockerSpawner
 from traitlets import TraitError, default, validate
 
 from . import docker_objects, errors, option_hooks, owned_objects, ownership
+from .account_volumes import AccountVolumes
 from .engine_reads import EngineReads, docker_reads
 from .form import SiteLimits, spawn_form
 from .gpu_host import GpuHost
@@ -39,7 +39,7 @@ from .start_plan import PlanRefused, StartPlan, image_facts, make_plan
 from .user_options import Choice, UserOptionsError, validate_user_options
 
 
-class CUDADockerSpawner(SiteConfig, DockerSpawner):
+class CUDADockerSpawner(AccountVolumes, SiteConfig, DockerSpawner):
     """A DockerSpawner for GPU notebooks; see docs/ for the whole picture."""
 
     _inspect_own = "inspect_container"  # the Docker call that inspects what a server runs in
@@ -105,8 +105,6 @@ class CUDADockerSpawner(SiteConfig, DockerSpawner):
         self._progress = Progress()
         self._choice: Choice | None = None
         self._plan: StartPlan | None = None
-        # mount source -> the volume a renamed account keeps (set by each start)
-        self._volume_names: dict[str, str] = {}
         # (the site's image, the image a start chose): `image` is set to the choice, as
         # DockerSpawner does, and must not become the next start's default.
         self._image_set: tuple[str, str] | None = None
@@ -336,66 +334,6 @@ class CUDADockerSpawner(SiteConfig, DockerSpawner):
             self.object_id = ""  # never remove it as "a failed start's container"
             raise refusal
 
-    async def _ensure_volume(
-        self, name: str, replace_earlier: bool = False, mount: str = ""
-    ) -> None:
-        await owned_objects.ensure_volume(
-            self.docker,
-            name,
-            self.hub_id,
-            self.user.name,
-            self.log,
-            self._account,
-            replace_earlier,
-            mount,
-        )
-
-    @property
-    def _account(self) -> str:
-        return ownership.account_stamp(self.user.id, self.user.created)
-
-    async def delete_forever(self) -> None:
-        """The account is deleted: its SSH keys go with it, so a later account of the same
-        name never logs in with them. Its home volume stays, bound to this account, for the
-        admin to keep or remove (`cudaspawner-admin homes`); no later account gets it."""
-        if self.ssh_key_store:
-            from jupyterhub.utils import isoformat
-
-            from .ssh.keys import KeyStore
-
-            # The account as the hub's API names it (what the key store records).
-            account = isoformat(self.user.created) if self.user.created else ""
-            # SQLite may wait on the gateway's lock: off the event loop.
-            removed = await asyncio.to_thread(
-                lambda: KeyStore(Path(self.ssh_key_store)).forget(self.user.name, account)
-            )
-            self.log.info("Deleted account %s: %d SSH key(s) removed", self.user.name, removed)
-
-    async def _ensure_volumes(self, plan: StartPlan) -> None:
-        """The plan's named volumes (not bind mounts), made with this hub's label. One made
-        for this account under the name it had before the hub renamed it is used again."""
-        self._volume_names = {}
-        for source, target in plan.mounts.items():
-            name = self._volume_name(source)
-            if not name or name.startswith(("/", ".", "~")):
-                continue
-            mount = target if isinstance(target, str) else str(target.get("bind", ""))
-            kept = await owned_objects.account_volume(
-                self.docker, self.hub_id, self._account, mount, name
-            )
-            if kept != name:
-                self.log.info(
-                    "%s keeps home volume %s (made under an earlier name)", self.user.name, kept
-                )
-                self._volume_names[source] = kept
-            await self._ensure_volume(kept, mount=mount)
-
-    def _volume_name(self, source: str) -> str:
-        try:
-            return self.format_volume_name(source, self)
-        except Exception:  # an admin's template we cannot fill: DockerSpawner reports it
-            return ""
-
     async def _has_exited(self) -> bool:
         return await self.poll() is not None
 
@@ -421,9 +359,7 @@ class CUDADockerSpawner(SiteConfig, DockerSpawner):
         saved = (self.extra_host_config, self.extra_create_kwargs, self.volumes)
         self.extra_host_config = docker_objects.host_config(plan, admin_host)
         self.extra_create_kwargs = docker_objects.create_kwargs(plan, admin_create, network)
-        # A renamed account's volumes under the names they were made with (literal names:
-        # format_volume_name leaves them as they are).
-        self.volumes = {self._volume_names.get(s, s): t for s, t in plan.mounts.items()}
+        self.volumes = self.account_mounts(plan.mounts)
         try:
             return await super().create_object()
         finally:
