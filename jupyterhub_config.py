@@ -17,8 +17,8 @@ from pathlib import Path
 
 import docker
 
-from spawner import hub_host_guard, log_redaction
-from spawner.deployment import (
+from spawner.host import hub_host_guard, log_redaction
+from spawner.host.deployment import (
     NetworkProblem,
     default_limits,
     ensure_network,
@@ -29,10 +29,10 @@ from spawner.deployment import (
     secret_file,
     split_names,
 )
-from spawner.host_firewall import bridge_name, close_host_ports, restrict_host_access
-from spawner.internal_ssl import renew_hub_cert_lacking
-from spawner.security_headers import HEADERS
-from spawner.user_origins import (
+from spawner.host.firewall import bridge_name, close_host_ports, restrict_host_access
+from spawner.host.internal_ssl import renew_hub_cert_lacking
+from spawner.host.security_headers import HEADERS
+from spawner.host.user_origins import (
     DEFAULT_DOMAIN,
     SAME_ORIGIN_WARNING,
     OriginProblem,
@@ -44,7 +44,8 @@ from spawner.user_origins import (
 
 c = get_config()  # noqa: F821  (provided by JupyterHub when it loads this file)
 
-# No token, password, cookie or key in the hub's log, whoever logs it (spawner/log_redaction.py).
+# No token, password, cookie or key in the hub's log, whoever logs it
+# (spawner/host/log_redaction.py).
 log_redaction.install()
 
 # JupyterHub stops its managed services (SSH gateway, GPU operations, idle culler) with
@@ -84,7 +85,8 @@ c.JupyterHub.bind_url = os.environ.get(
 )
 if user_subdomains:
     c.JupyterHub.subdomain_host = subdomain_host(c.JupyterHub.bind_url, domain)
-    # The hub's pages only on the hub's own name, never on a user's (spawner/hub_host_guard.py).
+    # The hub's pages only on the hub's own name, never on a user's
+    # (spawner/host/hub_host_guard.py).
     hub_host_guard.install(domain, c.JupyterHub.subdomain_host)
     # `__Host-` cookies cannot be set or overwritten by a user's server from its own name
     # (cookie tossing); they need HTTPS.
@@ -177,7 +179,7 @@ if internal_ssl:
 # --- login --------------------------------------------------------------------------------
 if auth == "native":
     # Sign-up, admin approval, bcrypt-hashed passwords, one user-name policy
-    # (spawner/usernames.py). After 5 failed logins from one address, that address waits
+    # (spawner/accounts/usernames.py). After 5 failed logins from one address, that address waits
     # 2 s, then 4 s, ... up to 600 s before trying that account again; other addresses are
     # not slowed. The first admin ("admin") is created on first start; its password is
     # printed once.
@@ -190,7 +192,9 @@ if auth == "native":
     c.Authenticator.allow_all = True  # everyone the admin approved
 elif auth == "shared-password":
     # JupyterHub's own, for a quick trial: generated passwords in the data directory.
-    c.JupyterHub.authenticator_class = "spawner.auth.CUDASharedPasswordAuthenticator"
+    c.JupyterHub.authenticator_class = (
+        "spawner.accounts.authenticators.CUDASharedPasswordAuthenticator"
+    )
     c.SharedPasswordAuthenticator.user_password = secret_file(
         data_dir / "user-password", lambda: secrets.token_urlsafe(12)
     )
@@ -235,7 +239,7 @@ if Path(extra).exists():
 # "PyTorch 2.9 / CUDA 12.8" (1 .. N GPUs of this host; unavailable, with the reason, on a
 # host without GPUs). Site profiles replace both.
 if "profiles" not in c.CUDADockerSpawner:
-    from spawner.default_profiles import CUDA_IMAGE, default_profiles  # noqa: E402
+    from spawner.planning.default_profiles import CUDA_IMAGE, default_profiles  # noqa: E402
 
     cpu_image = c.DockerSpawner.image  # as the site left it (CUDASPAWNER_IMAGE or its config)
     cuda_image = os.environ.get("CUDASPAWNER_CUDA_IMAGE", CUDA_IMAGE)
@@ -263,6 +267,6 @@ from spawner.services.operations import configure_operations  # noqa: E402
 configure_operations(c, data_dir)
 
 # Stop now, not at the first spawn, if the profiles are broken.
-from spawner.config_check import check_hub_config  # noqa: E402
+from spawner.host.config_check import check_hub_config  # noqa: E402
 
 check_hub_config(c)

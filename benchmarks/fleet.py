@@ -34,14 +34,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from prometheus_client import CollectorRegistry, generate_latest  # noqa: E402
 from tornado.httpclient import AsyncHTTPClient  # noqa: E402
 
-from spawner.cli import build_report, render_table  # noqa: E402
-from spawner.gpus import Gpu  # noqa: E402
-from spawner.labels import container_labels  # noqa: E402
+from spawner.admin.gpus_cli import build_report, render_table  # noqa: E402
+from spawner.gpu.allocator import Gpu  # noqa: E402
+from spawner.gpu.labels import container_labels  # noqa: E402
 from spawner.services import admin_page  # noqa: E402
 from spawner.services.fleet import fleet_rows, gpu_servers, summarise  # noqa: E402
+from spawner.services.fleet_service import FleetService, FleetState, ReclaimSettings  # noqa: E402
 from spawner.services.gpu_reclaim import Watch  # noqa: E402
 from spawner.services.hub_metrics import FleetCollector  # noqa: E402
-from spawner.services.service import FleetService, FleetState, ReclaimSettings  # noqa: E402
 
 LIMIT_MS = 100.0
 

@@ -29,9 +29,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import docker  # noqa: E402
 
-from spawner.engine_reads import docker_reads  # noqa: E402
-from spawner.gpu_host import GpuHost  # noqa: E402
-from spawner.gpus import Gpu, GpuAllocator  # noqa: E402
+from spawner.gpu.allocator import Gpu, GpuAllocator  # noqa: E402
+from spawner.gpu.engine_view import docker_reads  # noqa: E402
+from spawner.gpu.host import GpuHost  # noqa: E402
 
 IMAGE = "cudaspawner/debian:bookworm"
 LABEL = "org.cudaspawner.bench"

@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import docker  # noqa: E402
 
-from spawner.deployment import ensure_network  # noqa: E402
+from spawner.host.deployment import ensure_network  # noqa: E402
 from tests.hubtools import TEST_NETWORK, Hub, make_hub, remove_hub_leftovers  # noqa: E402
 
 BOTH = """
@@ -184,7 +184,7 @@ def swarm_config(node, image: str) -> str:
     profile = {"slug": "bench", "display_name": "Benchmark", "image": image}
     return (
         BOTH
-        + 'c.JupyterHub.spawner_class = "spawner.swarm_spawner.CUDASwarmSpawner"\n'
+        + 'c.JupyterHub.spawner_class = "spawner.swarm_edge.spawner.CUDASwarmSpawner"\n'
         + f"c.JupyterHub.hub_connect_ip = {node.host_ip!r}\n"
         + f"c.CUDASwarmSpawner.network_name = {NETWORK!r}\n"
         + f"c.CUDASwarmSpawner.profiles = [{profile!r}]\n"

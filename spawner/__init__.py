@@ -11,7 +11,7 @@ __all__ = ["CUDADockerSpawner"]
 
 def __getattr__(name: str):
     if name == "CUDADockerSpawner":
-        from .docker_spawner import CUDADockerSpawner
+        from .docker_edge.spawner import CUDADockerSpawner
 
         return CUDADockerSpawner
     raise AttributeError(f"module 'spawner' has no attribute {name!r}")

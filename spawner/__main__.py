@@ -1,10 +1,10 @@
-"""``python -m spawner gpus``: the admin CLI (see `spawner.cli`)."""
+"""``python -m spawner gpus``: the admin CLI (see `spawner.admin.gpus_cli`)."""
 
 from __future__ import annotations
 
 import sys
 
-from .cli import main
+from .admin.gpus_cli import main
 
 USAGE = "usage: python -m spawner gpus [--json] [--inventory GPUS]"
 

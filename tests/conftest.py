@@ -30,7 +30,7 @@ def docker_client():
 @pytest.fixture
 def hub_factory(tmp_path, docker_client, request):
     """Start real hubs running the default deployment plus per-test config."""
-    from spawner.deployment import ensure_network
+    from spawner.host.deployment import ensure_network
     from tests.hubtools import TEST_NETWORK, dump_docker_state, make_hub, remove_hub_leftovers
 
     ensure_network(docker_client, TEST_NETWORK)

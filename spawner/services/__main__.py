@@ -10,16 +10,16 @@ import secrets
 import sys
 from pathlib import Path
 
-from ..gpu_inventory import load_inventory
-from ..hub_api import service_ssl_context
-from ..labels import ACTIVE_STATES, GPUS_LABEL
-from ..log_redaction import install as install_log_redaction
-from ..service_lifetime import end_with_parent
+from ..gpu.inventory import load_inventory
+from ..gpu.labels import ACTIVE_STATES, GPUS_LABEL
+from ..host.log_redaction import install as install_log_redaction
 from .admin_page import make_app
+from .fleet_service import FleetService, settings_from_document
+from .hub_api import service_ssl_context
 from .hub_client import HubClient
 from .json_logs import use_json_logs
+from .lifetime import end_with_parent
 from .operations import JSON_LOGS_ENV, SETTINGS_ENV
-from .service import FleetService, settings_from_document
 
 
 def _containers():

@@ -19,11 +19,11 @@ from jupyterhub.services.auth import HubOAuthCallbackHandler, HubOAuthenticated
 from jupyterhub.utils import url_path_join
 from tornado import web
 
-from ..hub_api import HubApiError
-from ..security_headers import set_security_headers
+from ..host.security_headers import set_security_headers
 from .fleet import GpuRow
+from .fleet_service import FleetService
+from .hub_api import HubApiError
 from .server_figures import finite_number
-from .service import FleetService
 
 TEMPLATES = Path(__file__).parent / "templates"
 ADMIN_CACHE_SECONDS = 10.0

@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from ..gpus import Gpu
-from ..labels import format_since, read_holding
+from ..gpu.allocator import Gpu
+from ..gpu.labels import format_since, read_holding
 from .gpu_reclaim import Watch
 
 

@@ -1,7 +1,7 @@
 """Idle-GPU reclaim: when a server whose GPUs sit idle is warned, and when it is stopped.
 
 `decide` is pure: one server's watch, one look at its GPUs, its policy -> the new watch and
-what to do. The service loop (`spawner.services.service`) does the I/O around it.
+what to do. The service loop (`spawner.services.fleet_service`) does the I/O around it.
 
 A look that could not read the GPUs decides nothing: a server is never stopped on a guess.
 "Keep" (the owner's button in the GPU panel) counts as activity: the idle period starts

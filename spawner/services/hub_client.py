@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 from tornado.netutil import DefaultLoopResolver, Resolver
 
-from ..hub_api import HubApi, HubApiError
+from .hub_api import HubApi, HubApiError
 from .server_figures import MAX_STATUS_BYTES, strict_json
 
 TIMEOUT = 10.0  # seconds: one slow server must not hold up a look at the fleet for long

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-from ..deployment import flag
+from ..host.deployment import flag
 from .gpu_reclaim import GpuReclaim, parse_policies
 from .hub_metrics import register_fleet_metrics
 from .json_logs import logging_config
@@ -175,7 +175,7 @@ def configure_operations(c: Any, data_dir: Path, env: dict | None = None) -> Non
             command = [
                 sys.executable,
                 "-m",
-                "spawner.log_redaction",
+                "spawner.host.log_redaction",
                 "jupyterhub_idle_culler",
                 f"--timeout={seconds}",
                 f"--cull-every={every}",

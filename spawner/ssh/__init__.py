@@ -4,6 +4,6 @@
 service. See docs/ssh.md.
 """
 
-from .setup import configure_ssh
+from .hub_config import configure_ssh
 
 __all__ = ["configure_ssh"]

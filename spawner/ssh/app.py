@@ -20,8 +20,8 @@ from tornado.httpserver import HTTPServer
 from traitlets import Bool, Float, Int, Unicode
 from traitlets.config import Application
 
-from ..hub_api import HubApi, service_ssl_context
-from ..log_redaction import install as install_log_redaction
+from ..host.log_redaction import install as install_log_redaction
+from ..services.hub_api import HubApi, service_ssl_context
 from .gateway import Gateway, GatewaySettings
 from .keys import KeyStore, ensure_host_key, fingerprint
 from .web import PageInfo, make_app

@@ -22,7 +22,7 @@ from pathlib import Path
 import asyncssh
 import docker
 
-from ..hub_api import HubApi, HubApiError
+from ..services.hub_api import HubApi, HubApiError
 from .connection import Login, SSHConnection
 from .docker_exec import STDERR, Exec, ExecSpec
 from .keys import KeyStore

@@ -1,6 +1,6 @@
 """Which container an SSH session may enter.
 
-The hub's REST API (`spawner.hub_api`, with the service's own token) says whether a user's
+The hub's REST API (`spawner.services.hub_api`, with the service's own token) says whether a user's
 default server is running and which container the spawner made for it (the spawner's state,
 `object_id`). The container is then used only if its labels name the same user and
 server: a container this hub did not create for that user is never entered.
@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from ..labels import SERVER_LABEL, USER_LABEL
+from ..gpu.labels import SERVER_LABEL, USER_LABEL
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from jupyterhub.services.auth import HubOAuthCallbackHandler, HubOAuthenticated
 from jupyterhub.utils import url_path_join
 from tornado import web
 
-from ..security_headers import set_security_headers
+from ..host.security_headers import set_security_headers
 from .keys import KeyProblem, KeyStore
 
 # A user name -> the account's stamp ("" for none known yet), None when the hub cannot say.

@@ -14,7 +14,7 @@ import asyncssh
 import pytest
 from playwright.sync_api import expect
 
-from spawner.ssh.setup import ssh_host_for
+from spawner.ssh.hub_config import ssh_host_for
 from tests.browser.conftest import ARTIFACTS, log_in
 from tests.hubtools import free_port
 from tests.integration.test_security import admin_password

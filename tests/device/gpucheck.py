@@ -206,7 +206,7 @@ def sampler_cost_step(seconds: float) -> tuple[list[Row], int]:
 
 def hub_inventory_step() -> tuple[list[Row], int]:
     """The hub's NVML inventory (spawner.gpu_inventory) against nvidia-smi's index, UUID, name."""
-    from spawner.gpu_inventory import inventory_from_nvml
+    from spawner.gpu.inventory import inventory_from_nvml
 
     smi_rows, smi_note = run_nvidia_smi()
     ours = [(g.index, g.id, g.name) for g in inventory_from_nvml()]

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from spawner.cli import build_report, render_json, render_table
-from spawner.gpus import Gpu
-from spawner.labels import GPUS_LABEL, USER_LABEL, container_labels
+from spawner.admin.gpus_cli import build_report, render_json, render_table
+from spawner.gpu.allocator import Gpu
+from spawner.gpu.labels import GPUS_LABEL, USER_LABEL, container_labels
 
 IMAGE = "cudaspawner/debian:bookworm"
 SINCE = "2025-01-31T09:15:00Z"

@@ -17,8 +17,8 @@ import docker
 import pytest
 from dockerspawner import DockerSpawner
 
-from spawner.docker_spawner import CUDADockerSpawner
-from spawner.gpu_host import GpuHost
+from spawner.docker_edge.spawner import CUDADockerSpawner
+from spawner.gpu.host import GpuHost
 from tests.hubtools import Browser, container_of, hub_containers
 
 pytestmark = [pytest.mark.docker]

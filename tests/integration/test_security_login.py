@@ -17,7 +17,7 @@ import pytest
 from cryptography import x509
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
-from spawner.usernames import RULE
+from spawner.accounts.usernames import RULE
 from tests.hubtools import VENV_BIN, Browser
 from tests.integration.test_security import LOCKOUT, admin_password, approve, logged_in
 

@@ -15,14 +15,14 @@ import docker
 import docker.errors
 import pytest
 
-from spawner.deployment import (
+from spawner.host.deployment import (
     NETWORK_LABEL,
     NetworkProblem,
     default_limits,
     ensure_network,
     isolating,
 )
-from spawner.host_firewall import (
+from spawner.host.firewall import (
     Owner,
     bridge_name,
     chain_name,

@@ -17,7 +17,7 @@ import time
 import docker
 import pytest
 
-from spawner.cli import main as cli_main
+from spawner.admin.gpus_cli import main as cli_main
 from tests.hubtools import (
     HUB_LABEL,
     TEST_PREFIX,
@@ -229,7 +229,7 @@ def test_two_hubs_on_one_network_planning_the_same_tls_address_both_start(
     )["IPAddress"]
     # The second hub planned before the first hub's container existed: the same address.
     forced = f"""
-import spawner.internal_ssl as _ssl
+import spawner.host.internal_ssl as _ssl
 _pick, _forced = _ssl.pick_free_address, [{taken!r}]
 def _first_taken(subnet, gateway, used, start=0):
     return _forced.pop() if _forced else _pick(subnet, gateway, used, start)

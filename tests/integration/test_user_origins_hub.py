@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from spawner.deployment import ensure_self_signed_cert
+from spawner.host.deployment import ensure_self_signed_cert
 from tests.hubtools import Browser
 
 pytestmark = [pytest.mark.docker, pytest.mark.hub]

@@ -184,7 +184,7 @@ def wait_for(what: str, check, timeout: float, hub) -> object:
 
 @pytest.fixture(scope="package")
 def deployment(tmp_path_factory, docker_client):
-    from spawner.deployment import ensure_network
+    from spawner.host.deployment import ensure_network
     from tests.hubtools import TEST_NETWORK
 
     ensure_network(docker_client, TEST_NETWORK)

@@ -10,7 +10,7 @@ import re
 
 import pytest
 
-from spawner.security_headers import HEADERS
+from spawner.host.security_headers import HEADERS
 from tests.hubtools import Browser
 from tests.ssh.sshtools import (
     SshTarget,
@@ -114,7 +114,7 @@ def test_a_deleted_accounts_files_and_keys_never_reach_a_new_account_of_that_nam
     def admin_cli(*args: str) -> subprocess.CompletedProcess:
         db = str(hub.data_dir / "jupyterhub.sqlite")
         return subprocess.run(
-            [sys.executable, "-m", "spawner.admin_recovery", "homes", "--db", db,
+            [sys.executable, "-m", "spawner.admin.recovery", "homes", "--db", db,
              "--hub-id", hub.hub_id, *args],
             capture_output=True, text=True, timeout=60,
         )  # fmt: skip

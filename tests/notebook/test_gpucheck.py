@@ -85,16 +85,16 @@ def test_reclaim_reading_sees_the_idle_card_idle_and_the_load_busy():
 
 
 def test_hub_inventory_is_compared_with_nvidia_smi(monkeypatch):
-    from spawner.gpus import Gpu
+    from spawner.gpu.allocator import Gpu
 
     name = "NVIDIA H100 80GB HBM3"
     smi = parse_smi_csv(SMI_OUTPUT)
     monkeypatch.setattr(gpucheck, "run_nvidia_smi", lambda: (smi, ""))
     nvml = [Gpu(index=0, id="GPU-aaaa", name=name), Gpu(index=1, id="GPU-bbbb", name=name)]
-    monkeypatch.setattr("spawner.gpu_inventory.inventory_from_nvml", lambda: nvml)
+    monkeypatch.setattr("spawner.gpu.inventory.inventory_from_nvml", lambda: nvml)
     rows, problems = gpucheck.hub_inventory_step()
     assert problems == 0 and rows[0][1] == "pass" and "2 GPU(s)" in rows[0][2]
-    monkeypatch.setattr("spawner.gpu_inventory.inventory_from_nvml", lambda: nvml[:1])
+    monkeypatch.setattr("spawner.gpu.inventory.inventory_from_nvml", lambda: nvml[:1])
     rows, problems = gpucheck.hub_inventory_step()
     assert problems == 1 and rows[0][1] == "fail" and "GPU-bbbb" in rows[0][2]
 

@@ -10,7 +10,7 @@ import pytest
 from jupyterhub import orm
 from nativeauthenticator.orm import UserInfo
 
-from spawner.admin_recovery import main
+from spawner.admin.recovery import main
 
 
 @pytest.fixture

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from spawner.gpus import Gpu
-from spawner.labels import container_labels
+from spawner.gpu.allocator import Gpu
+from spawner.gpu.labels import container_labels
 from spawner.services.fleet import fleet_rows, gpu_servers, summarise
 from spawner.services.gpu_reclaim import Watch
 

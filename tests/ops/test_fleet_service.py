@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import json
 
-from spawner.gpus import Gpu
-from spawner.labels import container_labels
+from spawner.gpu.allocator import Gpu
+from spawner.gpu.labels import container_labels
+from spawner.services.fleet_service import FleetService, ReclaimSettings
 from spawner.services.gpu_reclaim import ReclaimPolicy
-from spawner.services.service import FleetService, ReclaimSettings
 
 
 class FakeHub:

@@ -35,7 +35,12 @@ def test_service_culler_and_roles_are_added_to_the_sites_own(tmp_path):
     assert roles["idle-culler"]["scopes"] == CULLER_SCOPES and "site-role" in roles
     culler = c.JupyterHub.services[2]["command"]
     # Started through log_redaction: its log is the hub's, and holds no secret.
-    assert culler[:4] == [sys.executable, "-m", "spawner.log_redaction", "jupyterhub_idle_culler"]
+    assert culler[:4] == [
+        sys.executable,
+        "-m",
+        "spawner.host.log_redaction",
+        "jupyterhub_idle_culler",
+    ]
     assert "--timeout=3600" in culler
     settings = json.loads((tmp_path / "operations.json").read_text())
     assert settings["proxy_url"] == "https://127.0.0.1:8443"

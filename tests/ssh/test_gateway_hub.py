@@ -56,7 +56,7 @@ def deployment(tmp_path_factory, request):
     """A hub with the SSH gateway, sshada and sshbert running, sshdora with a key but no server."""
     import docker
 
-    from spawner.deployment import ensure_network
+    from spawner.host.deployment import ensure_network
 
     client = docker.from_env()
     ensure_network(client, TEST_NETWORK)
@@ -514,7 +514,7 @@ def port_no_hub_rule_accepts(client) -> int:
     import re
     import subprocess
 
-    from spawner.host_firewall import bridge_name, chain_name
+    from spawner.host.firewall import bridge_name, chain_name
 
     bridge = bridge_name(client.networks.get(TEST_NETWORK).attrs)
     rules = subprocess.run(

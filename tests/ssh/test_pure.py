@@ -5,9 +5,9 @@ from __future__ import annotations
 import struct
 from pathlib import Path
 
-from spawner.labels import SERVER_LABEL, USER_LABEL
+from spawner.gpu.labels import SERVER_LABEL, USER_LABEL
 from spawner.ssh.docker_exec import FrameDecoder
-from spawner.ssh.setup import configure_ssh, public_hub_url, ssh_service
+from spawner.ssh.hub_config import configure_ssh, public_hub_url, ssh_service
 from spawner.ssh.target import choose_container
 
 
@@ -96,7 +96,7 @@ def test_configure_ssh_keeps_the_sites_services_and_can_be_turned_off(tmp_path, 
 
 
 def test_a_sites_own_user_role_keeps_its_scopes_and_gains_the_keys_page():
-    from spawner.ssh.setup import with_user_scope
+    from spawner.ssh.hub_config import with_user_scope
 
     roles = [{"name": "user", "scopes": ["self", "read:groups"]}, {"name": "x", "scopes": []}]
     got = with_user_scope(roles, "access:services!service=ssh")

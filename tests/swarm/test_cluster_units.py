@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from spawner.cluster_gpus import (
+from spawner.admin.swarm_gpus_cli import render_table
+from spawner.gpu.cluster import (
     GPU_COUNT_LABEL,
     NoNodeFits,
     capacity,
@@ -17,14 +18,18 @@ from spawner.cluster_gpus import (
     nodes_from_api,
     pending_reason,
 )
-from spawner.form import ProfileAvailability, spawn_form
-from spawner.labels import GPUS_LABEL, SERVER_LABEL, SINCE_LABEL, USER_LABEL
-from spawner.profiles import parse_profiles
-from spawner.start_plan import ImageFacts, SiteSettings, make_plan
-from spawner.swarm_cli import render_table
-from spawner.swarm_entrypoint import visible_devices
-from spawner.swarm_objects import ENTRYPOINT_SOURCE, pick_port, published_ports, service_spec
-from spawner.user_options import validate_user_options
+from spawner.gpu.labels import GPUS_LABEL, SERVER_LABEL, SINCE_LABEL, USER_LABEL
+from spawner.planning.choice import validate_user_options
+from spawner.planning.form import ProfileAvailability, spawn_form
+from spawner.planning.plan import ImageFacts, SiteSettings, make_plan
+from spawner.planning.profiles import parse_profiles
+from spawner.swarm_edge.service_spec import (
+    ENTRYPOINT_SOURCE,
+    pick_port,
+    published_ports,
+    service_spec,
+)
+from spawner.swarm_edge.task_entrypoint import visible_devices
 
 
 def api_node(node_id, hostname, gpus, labels=None, state="ready", role="worker", addr="10.0.0.1"):

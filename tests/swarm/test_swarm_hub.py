@@ -14,9 +14,9 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 
-from spawner.cli import main as cli_main
-from spawner.cluster_gpus import holdings, nodes_from_api
-from spawner.labels import USER_LABEL
+from spawner.admin.gpus_cli import main as cli_main
+from spawner.gpu.cluster import holdings, nodes_from_api
+from spawner.gpu.labels import USER_LABEL
 from tests.hubtools import TEST_PREFIX
 from tests.swarm.conftest import NETWORK, ONE_NODE_GPUS, simulated_description
 
@@ -28,7 +28,7 @@ def swarm_hub(hub_factory, node, tmp_path, extra: str = "", gpus=ONE_NODE_GPUS, 
     sim.write_text(json.dumps(simulated_description(gpus, name)))
     sim.chmod(0o644)
     config = f"""
-c.JupyterHub.spawner_class = "spawner.swarm_spawner.CUDASwarmSpawner"
+c.JupyterHub.spawner_class = "spawner.swarm_edge.spawner.CUDASwarmSpawner"
 c.JupyterHub.hub_connect_ip = {node.host_ip!r}
 c.CUDASwarmSpawner.network_name = {NETWORK!r}
 c.CUDASwarmSpawner.pending_timeout = 15

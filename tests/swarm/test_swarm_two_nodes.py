@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import requests
 
-from spawner.labels import USER_LABEL
+from spawner.gpu.labels import USER_LABEL
 from tests.hubtools import Browser
 from tests.swarm.conftest import WORKER_GPUS
 from tests.swarm.test_swarm_hub import (

@@ -5,7 +5,7 @@ from __future__ import annotations
 from jupyterhub import orm
 from nativeauthenticator.orm import UserInfo
 
-from spawner.account_rename import follow_renames
+from spawner.accounts.rename import follow_renames
 
 
 def _db():

@@ -16,8 +16,8 @@ from hypothesis.stateful import (
     rule,
 )
 
-from spawner.gpus import Gpu, GpuAllocator, GpuQuotaExceeded, GpuUnavailable
-from spawner.labels import container_labels, holding_from_labels
+from spawner.gpu.allocator import Gpu, GpuAllocator, GpuQuotaExceeded, GpuUnavailable
+from spawner.gpu.labels import container_labels, holding_from_labels
 
 USERS = ("alice", "bob", "carol")
 GROUPS = ("students", "research")

@@ -7,8 +7,8 @@ import sqlite3
 
 import pytest
 
-from spawner.cli import bad_user_names, main
-from spawner.usernames import RULE
+from spawner.accounts.usernames import RULE
+from spawner.admin.gpus_cli import bad_user_names, main
 
 
 def hub_db(path, users=(), signups=()) -> str:

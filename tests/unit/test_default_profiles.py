@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from spawner.default_profiles import CPU_SLUG, CUDA_IMAGE, CUDA_SLUG, default_profiles
-from spawner.form import build_cards
-from spawner.profiles import parse_profiles
-from spawner.user_options import validate_user_options
+from spawner.planning.choice import validate_user_options
+from spawner.planning.default_profiles import CPU_SLUG, CUDA_IMAGE, CUDA_SLUG, default_profiles
+from spawner.planning.form import build_cards
+from spawner.planning.profiles import parse_profiles
 
 
 def _cards(gpus: int):

@@ -12,7 +12,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from spawner.deployment import (
+from spawner.host.deployment import (
     default_limits,
     ensure_self_signed_cert,
     parse_cpu_limit,

@@ -11,12 +11,12 @@ import time
 
 import pytest
 
-from spawner import errors
-from spawner.engine_reads import EngineReads
-from spawner.gpu_host import GpuHost
-from spawner.gpus import Gpu, GpuAllocator, GpuUnavailable
-from spawner.internal_ssl import AddressPlanner, is_address_taken, pick_free_address
-from spawner.ownership import HUB_LABEL
+from spawner.engine import failures as errors
+from spawner.engine.hub_identity import HUB_LABEL
+from spawner.gpu.allocator import Gpu, GpuAllocator, GpuUnavailable
+from spawner.gpu.engine_view import EngineReads
+from spawner.gpu.host import GpuHost
+from spawner.host.internal_ssl import AddressPlanner, is_address_taken, pick_free_address
 
 INVENTORY = [Gpu(0, "GPU-a"), Gpu(1, "GPU-b")]
 OURS = {HUB_LABEL: "hub-me"}
@@ -194,7 +194,7 @@ async def test_docker_reads_make_the_client_in_a_worker_thread_never_on_the_loop
     import threading
     from concurrent.futures import ThreadPoolExecutor
 
-    from spawner.engine_reads import docker_reads
+    from spawner.gpu.engine_view import docker_reads
 
     made_in: list[str] = []
 

@@ -6,7 +6,8 @@ from html.parser import HTMLParser
 
 import pytest
 
-from spawner.form import (
+from spawner.planning.choice import Choice, UserOptionsError, validate_user_options
+from spawner.planning.form import (
     FormTemplateError,
     ProfileAvailability,
     SiteLimits,
@@ -14,8 +15,7 @@ from spawner.form import (
     options_from_form,
     render_form,
 )
-from spawner.profiles import parse_profiles, profiles_for_user
-from spawner.user_options import Choice, UserOptionsError, validate_user_options
+from spawner.planning.profiles import parse_profiles, profiles_for_user
 
 XSS = "<script>alert('pwned')</script>"
 

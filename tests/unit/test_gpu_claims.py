@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from spawner.gpu_claims import container_claim, resolve
-from spawner.gpus import Gpu
+from spawner.gpu.allocator import Gpu
+from spawner.gpu.claims import container_claim, resolve
 
 INVENTORY = [Gpu(0, "GPU-aaaa", "H100"), Gpu(1, "GPU-bbbb", "H100"), Gpu(2, "GPU-cccc", "H100")]
 
@@ -83,7 +83,7 @@ def test_references_the_inventory_does_not_know_are_reported_not_guessed():
 
 
 def test_the_admin_table_shows_an_outside_gpu_with_its_container():
-    from spawner.cli import OUTSIDE, build_report, render_table
+    from spawner.admin.gpus_cli import OUTSIDE, build_report, render_table
 
     claim = container_claim(inspected(requests=[gpu_request(ids=["1"])], name="/train"))
     report = build_report([], INVENTORY, [claim])

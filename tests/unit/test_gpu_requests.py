@@ -5,8 +5,8 @@ from __future__ import annotations
 import docker
 import pytest
 
-from spawner.gpu_requests import REQUEST_STYLES, container_gpu_settings
-from spawner.gpus import Gpu
+from spawner.gpu.allocator import Gpu
+from spawner.gpu.device_requests import REQUEST_STYLES, container_gpu_settings
 
 TWO = (Gpu(0, "0", "H100"), Gpu(2, "2", "H100"))
 

@@ -9,19 +9,19 @@ import types
 
 import pytest
 
-from spawner.gpu_inventory import (
-    INVENTORY_ENV,
-    inventory_from_env,
-    inventory_from_nvml,
-    load_inventory,
-)
-from spawner.gpus import (
+from spawner.gpu.allocator import (
     Gpu,
     GpuAllocationError,
     GpuAllocator,
     GpuQuotaExceeded,
     GpuUnavailable,
     parse_inventory,
+)
+from spawner.gpu.inventory import (
+    INVENTORY_ENV,
+    inventory_from_env,
+    inventory_from_nvml,
+    load_inventory,
 )
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from spawner.hardening import Hardening, RootUserRefused, resolve_container_user
+from spawner.planning.hardening import Hardening, RootUserRefused, resolve_container_user
 
 
 def test_default_hardening_drops_every_capability_and_privilege_escalation():

@@ -3,7 +3,7 @@ rules of other hubs it judges stale, without iptables."""
 
 from __future__ import annotations
 
-from spawner.host_firewall import (
+from spawner.host.firewall import (
     Owner,
     apply_host_rules,
     chain_name,

@@ -10,7 +10,7 @@ from tornado import web
 from tornado.httpserver import HTTPServer
 from tornado.testing import bind_unused_port
 
-from spawner.hub_api import HubApi, HubApiError
+from spawner.services.hub_api import HubApi, HubApiError
 
 
 class _Hub(web.RequestHandler):
@@ -75,7 +75,7 @@ async def test_an_unreachable_hub_is_the_same_error_with_no_code():
 
 
 def test_the_hub_message_is_read_only_from_a_json_object():
-    from spawner.hub_api import _hub_message
+    from spawner.services.hub_api import _hub_message
 
     assert _hub_message(json.dumps({"message": "no"}).encode()) == "no"
     assert _hub_message(b"<html>") == "" and _hub_message(b"[1]") == ""

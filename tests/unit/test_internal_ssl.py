@@ -6,7 +6,7 @@ import tarfile
 
 import pytest
 
-from spawner.internal_ssl import NoFreeAddress, cert_archive, numeric_ids, pick_free_address
+from spawner.host.internal_ssl import NoFreeAddress, cert_archive, numeric_ids, pick_free_address
 
 
 def test_address_skips_gateway_and_addresses_in_use():

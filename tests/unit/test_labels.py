@@ -7,8 +7,8 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from spawner.gpus import Gpu
-from spawner.labels import (
+from spawner.gpu.allocator import Gpu
+from spawner.gpu.labels import (
     GPUS_LABEL,
     PROFILE_LABEL,
     SERVER_LABEL,

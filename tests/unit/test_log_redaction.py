@@ -10,7 +10,7 @@ import textwrap
 
 import pytest
 
-from spawner.log_redaction import MASK, install, redact
+from spawner.host.log_redaction import MASK, install, redact
 
 TOKEN = secrets.token_hex(16)  # the shape of a JupyterHub API token or OAuth code
 
@@ -87,7 +87,7 @@ def test_a_module_run_through_it_logs_and_crashes_without_its_secret(tmp_path):
         )
     )
     run = subprocess.run(
-        [sys.executable, "-m", "spawner.log_redaction", "leaky", "--timeout=5"],
+        [sys.executable, "-m", "spawner.host.log_redaction", "leaky", "--timeout=5"],
         capture_output=True,
         text=True,
         env={"PYTHONPATH": f"{tmp_path}:{_root()}", "PATH": "/usr/bin:/bin"},

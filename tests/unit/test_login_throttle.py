@@ -6,7 +6,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from spawner.login_throttle import (
+from spawner.accounts.login_throttle import (
     LoginThrottle,
     client_address,
     is_host_address,

@@ -9,8 +9,8 @@ import logging
 import pytest
 from docker.errors import NotFound
 
-from spawner.owned_objects import account_volume, ensure_volume, foreign_refusal
-from spawner.ownership import ACCOUNT_LABEL, HUB_LABEL, MOUNT_LABEL, account_stamp
+from spawner.engine.foreign_objects import account_volume, ensure_volume, foreign_refusal
+from spawner.engine.hub_identity import ACCOUNT_LABEL, HUB_LABEL, MOUNT_LABEL, account_stamp
 
 LOG = logging.getLogger("test")
 
@@ -181,7 +181,7 @@ def test_an_account_stamp_differs_for_a_reused_id_made_at_another_time():
 
 
 def test_orphaned_homes_are_those_whose_account_is_gone_and_only_this_hubs_count():
-    from spawner.orphan_homes import homes
+    from spawner.admin.orphan_homes import homes
 
     volumes = [
         {"Name": "h-carol", "Labels": {HUB_LABEL: "hub-me", ACCOUNT_LABEL: "7@a",

@@ -7,7 +7,7 @@ import threading
 import pytest
 from traitlets.config import Config
 
-from spawner.ownership import (
+from spawner.engine.hub_identity import (
     HUB_LABEL,
     data_directory,
     foreign_container,
@@ -65,7 +65,7 @@ def test_a_foreign_container_message_names_it_and_the_admins_way_out():
 def test_the_spawner_default_hub_id_comes_from_the_database_directory(tmp_path):
     from types import SimpleNamespace
 
-    from spawner.docker_spawner import CUDADockerSpawner
+    from spawner.docker_edge.spawner import CUDADockerSpawner
 
     config = Config()
     config.JupyterHub.db_url = f"sqlite:///{tmp_path}/jupyterhub.sqlite"
@@ -77,7 +77,7 @@ def test_the_spawner_default_hub_id_comes_from_the_database_directory(tmp_path):
 def test_a_bad_configured_hub_id_stops_with_a_sentence():
     from traitlets import TraitError
 
-    from spawner.docker_spawner import CUDADockerSpawner
+    from spawner.docker_edge.spawner import CUDADockerSpawner
 
     with pytest.raises(TraitError, match="hub_id"):
         CUDADockerSpawner(hub_id="has space")

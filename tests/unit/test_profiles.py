@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from spawner.profiles import (
+from spawner.planning.choice import Choice, UserOptionsError, validate_user_options
+from spawner.planning.profiles import (
     ProfileConfigError,
     default_profile,
     derive_slug,
     parse_profiles,
     profiles_for_user,
 )
-from spawner.user_options import Choice, UserOptionsError, validate_user_options
 
 # --- the admin's configuration -----------------------------------------------------------
 

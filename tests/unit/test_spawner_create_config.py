@@ -10,8 +10,8 @@ from dockerspawner import DockerSpawner
 from tornado import web
 from traitlets import TraitError
 
-from spawner.docker_spawner import CUDADockerSpawner
-from spawner.gpu_host import GpuHost
+from spawner.docker_edge.spawner import CUDADockerSpawner
+from spawner.gpu.host import GpuHost
 
 
 @pytest.fixture

@@ -6,10 +6,9 @@ from dataclasses import replace
 
 import pytest
 
-from spawner import docker_objects
-from spawner.gpus import Gpu
-from spawner.hardening import Hardening
-from spawner.labels import (
+from spawner.docker_edge import container_spec as docker_objects
+from spawner.gpu.allocator import Gpu
+from spawner.gpu.labels import (
     GPUS_LABEL,
     IMAGE_DIGEST_LABEL,
     IMAGE_LABEL,
@@ -18,8 +17,9 @@ from spawner.labels import (
     SERVER_LABEL,
     USER_LABEL,
 )
-from spawner.profiles import parse_profiles, site_profiles
-from spawner.start_plan import (
+from spawner.planning.choice import validate_user_options
+from spawner.planning.hardening import Hardening
+from spawner.planning.plan import (
     ImageFacts,
     PlanRefused,
     SiteSettings,
@@ -28,7 +28,7 @@ from spawner.start_plan import (
     make_plan,
     memory_bytes,
 )
-from spawner.user_options import validate_user_options
+from spawner.planning.profiles import parse_profiles, site_profiles
 
 PROFILES = parse_profiles(
     [

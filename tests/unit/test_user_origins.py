@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from spawner.deployment import ensure_self_signed_cert
-from spawner.hub_host_guard import foreign_host, hub_page_path
-from spawner.user_origins import (
+from spawner.host.deployment import ensure_self_signed_cert
+from spawner.host.hub_host_guard import foreign_host, hub_page_path
+from spawner.host.user_origins import (
     OriginProblem,
     certificate_names,
     certificate_problem,

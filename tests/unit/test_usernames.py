@@ -7,8 +7,8 @@ import string
 
 import pytest
 
-from spawner import usernames
-from spawner.usernames import (
+from spawner.accounts import usernames
+from spawner.accounts.usernames import (
     MAX_CERT_CN,
     MAX_CONTAINER_NAME,
     MAX_LENGTH,

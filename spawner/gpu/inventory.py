@@ -12,7 +12,7 @@ import json
 import logging
 import os
 
-from .gpus import Gpu, parse_inventory
+from .allocator import Gpu, parse_inventory
 
 INVENTORY_ENV = "CUDASPAWNER_GPU_INVENTORY"
 

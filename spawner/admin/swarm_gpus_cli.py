@@ -9,8 +9,8 @@ import os
 import sys
 from collections.abc import Sequence
 
-from .cluster_gpus import ClusterHolding, ClusterNode, free_gpus, holdings, nodes_from_api
-from .labels import format_since
+from ..gpu.cluster import ClusterHolding, ClusterNode, free_gpus, holdings, nodes_from_api
+from ..gpu.labels import format_since
 
 EXIT_ENGINE = 2
 

@@ -16,7 +16,7 @@ import stat
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from spawner.host_firewall import bridge_name, drop_chain
+from spawner.host.firewall import bridge_name, drop_chain
 
 
 def flag(value: str | None, default: bool) -> bool:

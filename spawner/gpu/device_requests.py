@@ -23,7 +23,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .gpus import Gpu
+from .allocator import Gpu
 
 REQUEST_STYLES = ("device_requests", "runtime", "cdi")
 VISIBLE_DEVICES = "NVIDIA_VISIBLE_DEVICES"

@@ -6,7 +6,7 @@ GPU count, placement constraints and ports in; the Docker API's own service spec
 as is. Differences from a container, each forced by Swarm:
 
 - GPUs are a generic-resource reservation (`NVIDIA-GPU=N`): Swarm picks node and devices,
-  so the plan carries no GPU ids; the entrypoint (`swarm_entrypoint`) maps Swarm's
+  so the plan carries no GPU ids; the entrypoint (`task_entrypoint`) maps Swarm's
   assignment to NVIDIA_VISIBLE_DEVICES inside the task.
 - /dev/shm is a tmpfs mount (services have no shm size); no-new-privileges has no field in
   the service API of Docker 20.10 (docs/swarm.md).
@@ -19,11 +19,11 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-from .cluster_gpus import GPU_COUNT_LABEL, GPU_KIND
-from .labels import SINCE_LABEL, format_since
-from .start_plan import StartPlan, memory_bytes
+from ..gpu.cluster import GPU_COUNT_LABEL, GPU_KIND
+from ..gpu.labels import SINCE_LABEL, format_since
+from ..planning.plan import StartPlan, memory_bytes
 
-ENTRYPOINT_SOURCE = (Path(__file__).with_name("swarm_entrypoint.py")).read_text()
+ENTRYPOINT_SOURCE = (Path(__file__).with_name("task_entrypoint.py")).read_text()
 
 
 def mounts(plan_mounts: Mapping) -> list[dict]:

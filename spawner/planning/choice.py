@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
 from .profiles import SLUG_MAX, Profile, default_profile
-from .wording import join_counts, plural_s, quote, short_int, user_type
+from .quoting import join_counts, plural_s, quote, short_int, user_type
 
 __all__ = ["Choice", "UserOptionsError", "parse_gpu_count", "validate_user_options"]
 

@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable
 from docker.errors import NotFound
 from tornado.web import HTTPError
 
-from . import errors, ownership
+from . import failures, hub_identity
 
 # DockerSpawner's off-loop call: docker(method name, *args, **kwargs).
 DockerCall = Callable[..., Awaitable]
@@ -34,11 +34,11 @@ async def foreign_refusal(
     except NotFound:
         return None
     labels = _labels(obj)
-    if ownership.is_ours(labels, hub_id):
+    if hub_identity.is_ours(labels, hub_id):
         return None
-    for_user, for_admin = ownership.foreign_container(name, labels)
+    for_user, for_admin = hub_identity.foreign_container(name, labels)
     log.error("%s", for_admin)
-    return errors.user_error(409, for_user)
+    return failures.user_error(409, for_user)
 
 
 async def ensure_volume(
@@ -62,31 +62,31 @@ async def ensure_volume(
     TLS certificates) is removed and made afresh instead. `mount`: where the container
     mounts it, recorded so that the account finds it again under another name.
     """
-    made = {ownership.HUB_LABEL: hub_id, "org.cudaspawner.user": user}
+    made = {hub_identity.HUB_LABEL: hub_id, "org.cudaspawner.user": user}
     if account:
-        made[ownership.ACCOUNT_LABEL] = account
+        made[hub_identity.ACCOUNT_LABEL] = account
     if mount:
-        made[ownership.MOUNT_LABEL] = mount
+        made[hub_identity.MOUNT_LABEL] = mount
     try:
         vol = await docker("inspect_volume", name)
     except NotFound:
         await docker("create_volume", name, labels=made)
         return
     labels = vol.get("Labels") or {}
-    if ownership.owner_of(labels) and not ownership.is_ours(labels, hub_id):
-        for_user, for_admin = ownership.foreign_volume(name, labels)
+    if hub_identity.owner_of(labels) and not hub_identity.is_ours(labels, hub_id):
+        for_user, for_admin = hub_identity.foreign_volume(name, labels)
         log.error("%s", for_admin)
-        raise errors.user_error(409, for_user)
-    earlier = ownership.account_of(labels)
+        raise failures.user_error(409, for_user)
+    earlier = hub_identity.account_of(labels)
     if account and earlier and earlier != account and replace_earlier:
         log.info("Replacing volume %s of an earlier account %s", name, earlier)
         await docker("remove_volume", name)
         await docker("create_volume", name, labels=made)
         return
     if account and earlier and earlier != account:
-        for_user, for_admin = ownership.earlier_accounts_home(name, user, labels)
+        for_user, for_admin = hub_identity.earlier_accounts_home(name, user, labels)
         log.error("%s", for_admin)
-        raise errors.user_error(409, for_user)
+        raise failures.user_error(409, for_user)
 
 
 async def account_volume(
@@ -101,10 +101,10 @@ async def account_volume(
         "volumes",
         filters={
             "label": [
-                f"{ownership.HUB_LABEL}={hub_id}",
-                f"{ownership.ACCOUNT_LABEL}={account}",
-                f"{ownership.MOUNT_LABEL}={mount}",
+                f"{hub_identity.HUB_LABEL}={hub_id}",
+                f"{hub_identity.ACCOUNT_LABEL}={account}",
+                f"{hub_identity.MOUNT_LABEL}={mount}",
             ]
         },
     )
-    return ownership.account_volume((found or {}).get("Volumes") or [], wanted) or wanted
+    return hub_identity.account_volume((found or {}).get("Volumes") or [], wanted) or wanted

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-from ..deployment import flag
+from ..host.deployment import flag
 
 SERVICE = "ssh"
 ROLE = "ssh-gateway"

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from .gpus import GpuAllocationError, plural
+from .allocator import GpuAllocationError, plural
 from .labels import SERVER_LABEL, SINCE_LABEL, USER_LABEL, parse_since
 
 GPU_KIND = "NVIDIA-GPU"  # the generic resource name nodes advertise (docs/swarm.md)

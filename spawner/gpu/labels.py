@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from .gpus import Gpu
+from .allocator import Gpu
 
 PREFIX = "org.cudaspawner."
 # Docker states in which a container keeps the GPUs its labels name (a paused or restarting

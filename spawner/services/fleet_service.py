@@ -23,10 +23,10 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from ..gpus import Gpu
-from ..hub_api import HubApiError
+from ..gpu.allocator import Gpu
 from .fleet import FleetSummary, GpuRow, GpuServer, fleet_rows, gpu_servers, summarise
 from .gpu_reclaim import Look, ReclaimPolicy, Watch, busiest, decide, policy_for
+from .hub_api import HubApiError
 from .hub_client import HubClient
 from .server_figures import ServerFigures, read_status
 

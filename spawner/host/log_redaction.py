@@ -6,7 +6,7 @@ handler, ours and the libraries' (JupyterHub, tornado, asyncssh). The hub instal
 `jupyterhub_config.py`, each managed service of ours at its start, and a managed service that
 is not ours (jupyterhub-idle-culler) is started through this module:
 
-    python -m spawner.log_redaction jupyterhub_idle_culler --timeout=3600 ...
+    python -m spawner.host.log_redaction jupyterhub_idle_culler --timeout=3600 ...
 
 which installs it, and a redacting `sys.excepthook`, and then runs that module as `python -m`
 would. What cannot be told from ordinary text is masked by shape: JupyterHub's tokens and
@@ -100,10 +100,10 @@ def _thread_excepthook(hook_args) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """`python -m spawner.log_redaction MODULE ARGS...`: run MODULE with secrets masked."""
+    """`python -m spawner.host.log_redaction MODULE ARGS...`: run MODULE with secrets masked."""
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv:
-        raise SystemExit("usage: python -m spawner.log_redaction MODULE [ARGS...]")
+        raise SystemExit("usage: python -m spawner.host.log_redaction MODULE [ARGS...]")
     install()
     sys.argv = argv
     runpy.run_module(argv[0], run_name="__main__", alter_sys=True)

@@ -1,6 +1,6 @@
 """Homes of deleted accounts: `cudaspawner-admin homes` lists them and removes one on request.
 
-A home volume carries the account it was made for (`ownership.ACCOUNT_LABEL`). When that
+A home volume carries the account it was made for (`hub_identity.ACCOUNT_LABEL`). When that
 account is deleted the volume stays (its files may matter), and no later account of the same
 name is given it. What happens to it is the admin's choice: keep it, or remove it. Only
 volumes of this hub are listed or removed, and never one a container still uses.
@@ -12,7 +12,7 @@ import sqlite3
 from dataclasses import dataclass
 from datetime import datetime
 
-from . import ownership
+from ..engine import hub_identity
 
 
 @dataclass(frozen=True)
@@ -31,7 +31,7 @@ def hub_accounts(db_path: str) -> set[str]:
         rows = db.execute("SELECT id, created FROM users").fetchall()
     finally:
         db.close()
-    return {ownership.account_stamp(uid, _parse(created)) for uid, created in rows}
+    return {hub_identity.account_stamp(uid, _parse(created)) for uid, created in rows}
 
 
 def _parse(value) -> datetime | None:
@@ -48,8 +48,8 @@ def homes(volumes: list[dict], accounts: set[str], hub_id: str, users_of: dict) 
     found = []
     for v in volumes:
         labels = v.get("Labels") or {}
-        account = ownership.account_of(labels)
-        if not account or not ownership.is_ours(labels, hub_id):
+        account = hub_identity.account_of(labels)
+        if not account or not hub_identity.is_ours(labels, hub_id):
             continue
         found.append(
             Home(
@@ -65,7 +65,7 @@ def homes(volumes: list[dict], accounts: set[str], hub_id: str, users_of: dict) 
 
 def list_homes(client, db_path: str, hub_id: str) -> list[Home]:
     """This hub's homes on the engine, judged against the hub's accounts."""
-    volumes = client.api.volumes(filters={"label": f"{ownership.HUB_LABEL}={hub_id}"})
+    volumes = client.api.volumes(filters={"label": f"{hub_identity.HUB_LABEL}={hub_id}"})
     users_of: dict[str, list[str]] = {}
     for c in client.api.containers(all=True):
         for m in c.get("Mounts") or []:

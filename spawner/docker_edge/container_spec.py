@@ -7,9 +7,9 @@ cluster spawner turns the same plan into a service spec instead.
 
 from __future__ import annotations
 
-from .gpu_requests import gpu_host_config
-from .labels import PLAN_LABEL
-from .start_plan import StartPlan
+from ..gpu.device_requests import gpu_host_config
+from ..gpu.labels import PLAN_LABEL
+from ..planning.plan import StartPlan
 
 
 def host_config(plan: StartPlan, admin: dict) -> dict:

@@ -14,8 +14,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from types import MappingProxyType
 
-from . import owned_objects, ownership
-from .start_plan import StartPlan
+from ..engine import foreign_objects, hub_identity
+from ..planning.plan import StartPlan
 
 
 class AccountVolumes:
@@ -26,12 +26,12 @@ class AccountVolumes:
 
     @property
     def _account(self) -> str:
-        return ownership.account_stamp(self.user.id, self.user.created)
+        return hub_identity.account_stamp(self.user.id, self.user.created)
 
     async def _ensure_volume(
         self, name: str, replace_earlier: bool = False, mount: str = ""
     ) -> None:
-        await owned_objects.ensure_volume(
+        await foreign_objects.ensure_volume(
             self.docker,
             name,
             self.hub_id,
@@ -49,7 +49,7 @@ class AccountVolumes:
         if self.ssh_key_store:
             from jupyterhub.utils import isoformat
 
-            from .ssh.keys import KeyStore
+            from ..ssh.keys import KeyStore
 
             # The account as the hub's API names it (what the key store records).
             account = isoformat(self.user.created) if self.user.created else ""
@@ -68,7 +68,7 @@ class AccountVolumes:
             if not name or name.startswith(("/", ".", "~")):
                 continue
             mount = target if isinstance(target, str) else str(target.get("bind", ""))
-            kept = await owned_objects.account_volume(
+            kept = await foreign_objects.account_volume(
                 self.docker, self.hub_id, self._account, mount, name
             )
             if kept != name:

@@ -21,8 +21,8 @@ from pathlib import Path
 
 import jinja2
 
+from .choice import Choice, UserOptionsError, parse_gpu_count, validate_user_options
 from .profiles import Profile, default_profile
-from .user_options import Choice, UserOptionsError, parse_gpu_count, validate_user_options
 
 __all__ = [
     "FormTemplateError",
@@ -36,7 +36,7 @@ __all__ = [
     "spawn_form",
 ]
 
-TEMPLATES = Path(__file__).parent / "templates"
+TEMPLATES = Path(__file__).parents[1] / "templates"
 DEFAULT_TEMPLATE = "profiles_form.html"
 # Admin templates may `{% extends "cudaspawner/profiles_form.html" %}` and override blocks.
 BUILTIN_PREFIX = "cudaspawner"

@@ -26,12 +26,12 @@ from traitlets import (
     validate,
 )
 
-from .gpu_host import GpuHost
+from ..accounts.usernames import HOME_VOLUME_TEMPLATE
+from ..engine.hub_identity import data_directory, hub_identity, valid_hub_id
+from ..gpu.host import GpuHost
 from .hardening import Hardening
-from .ownership import data_directory, hub_identity, valid_hub_id
+from .plan import SiteSettings
 from .profiles import ProfileConfigError, parse_profiles
-from .start_plan import SiteSettings
-from .usernames import HOME_VOLUME_TEMPLATE
 
 
 class SiteConfig(HasTraits):

@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from .gpus import Gpu
+from .allocator import Gpu
 
 ALL = "all"
 CDI_PREFIX = "nvidia.com/gpu="

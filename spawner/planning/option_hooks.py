@@ -11,9 +11,9 @@ from __future__ import annotations
 import inspect
 from collections.abc import Callable
 
-from . import errors
+from ..engine import failures
+from .choice import UserOptionsError
 from .form import options_from_form
-from .user_options import UserOptionsError
 
 
 def form_options(formdata: dict) -> dict:
@@ -21,7 +21,7 @@ def form_options(formdata: dict) -> dict:
     try:
         return options_from_form(formdata)
     except UserOptionsError as e:
-        raise errors.user_error(400, str(e)) from None
+        raise failures.user_error(400, str(e)) from None
 
 
 def after(ours: Callable, admin_hook: object) -> Callable:

@@ -19,12 +19,12 @@ import logging
 import time
 from collections.abc import Iterable
 
-from .engine_reads import ContainerLister, EngineReads, EventReader, Inspector
-from .gpu_claims import GpuClaim, container_claim, resolve
-from .gpu_inventory import load_inventory
-from .gpus import Gpu, GpuAllocator
+from ..engine.hub_identity import is_ours
+from .allocator import Gpu, GpuAllocator
+from .claims import GpuClaim, container_claim, resolve
+from .engine_view import ContainerLister, EngineReads, EventReader, Inspector
+from .inventory import load_inventory
 from .labels import ACTIVE_STATES, GPUS_LABEL, holding_from_labels
-from .ownership import is_ours
 
 # Event actions after which a container runs / no longer holds anything.
 _STARTED = {"start", "restart", "unpause"}

@@ -7,7 +7,7 @@ surface only at the first spawn, in front of a user. `jupyterhub_config.py` call
 
 from __future__ import annotations
 
-from .profiles import ProfileConfigError, site_profiles
+from ..planning.profiles import ProfileConfigError, site_profiles
 
 
 def _setting(config, name: str):

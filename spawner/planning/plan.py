@@ -17,13 +17,13 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field, replace
 
-from .gpu_requests import REQUEST_STYLES, gpu_environment
-from .gpus import Gpu
+from ..accounts.usernames import HOME_VOLUME_TEMPLATE
+from ..engine.hub_identity import HUB_LABEL
+from ..gpu.allocator import Gpu
+from ..gpu.device_requests import REQUEST_STYLES, gpu_environment
+from ..gpu.labels import PLAN_LABEL, container_labels
+from .choice import Choice
 from .hardening import Hardening, RootUserRefused, docker_socket_mounts, resolve_container_user
-from .labels import PLAN_LABEL, container_labels
-from .ownership import HUB_LABEL
-from .user_options import Choice
-from .usernames import HOME_VOLUME_TEMPLATE
 
 __all__ = [
     "ImageFacts",

@@ -1,0 +1,1 @@
+"""Login and accounts: authenticators, the login throttle, user names, renames."""

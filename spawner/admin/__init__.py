@@ -1,0 +1,1 @@
+"""The admin's commands: the GPU tables, account recovery, orphaned homes."""

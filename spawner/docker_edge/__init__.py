@@ -1,0 +1,1 @@
+"""The Docker edge: CUDADockerSpawner and the start plan turned into a container."""

@@ -1,0 +1,445 @@
+"""CUDADockerSpawner: DockerSpawner with profiles, exclusive GPUs and hardened containers.
+
+Thin glue, one direction: posted fields -> `option_hooks.form_options` -> JupyterHub's
+`apply_user_options` -> `validate_user_options` (once) -> image inspected, GPUs reserved
+(`gpu_host`), address planned (`internal_ssl`) -> `make_plan` (pure, once per start) ->
+the account's volumes (`account_volumes`, a mixin) -> `docker_objects` -> DockerSpawner's
+create. Only this module and its mixin hold a spawner; the others take and return data.
+Docker calls go through DockerSpawner's off-loop `self.docker(...)`.
+"""
+
+from __future__ import annotations
+
+import inspect
+import time
+from datetime import datetime, timezone
+
+import docker.errors
+from dockerspawner import DockerSpawner
+from traitlets import TraitError, default, validate
+
+from ..engine import failures, foreign_objects, hub_identity
+from ..gpu.allocator import Gpu, GpuAllocationError, GpuQuotaExceeded, plural
+from ..gpu.engine_view import EngineReads, docker_reads
+from ..gpu.host import GpuHost
+from ..host.internal_ssl import (
+    AddressPlanner,
+    cert_archive,
+    cert_owner,
+    is_address_taken,
+    stage_certs,
+)
+from ..planning import option_hooks
+from ..planning.choice import Choice, UserOptionsError, validate_user_options
+from ..planning.form import SiteLimits, spawn_form
+from ..planning.plan import PlanRefused, StartPlan, image_facts, make_plan
+from ..planning.profiles import Profile, ProfileConfigError, profiles_for_user, site_profiles
+from ..planning.site_config import SiteConfig
+from ..services.hub_metrics import record_refusal, record_spawn
+from . import container_spec
+from .account_volumes import AccountVolumes
+from .progress import Progress, wait_listening
+
+
+class CUDADockerSpawner(AccountVolumes, SiteConfig, DockerSpawner):
+    """A DockerSpawner for GPU notebooks; see docs/ for the whole picture."""
+
+    _inspect_own = "inspect_container"  # the Docker call that inspects what a server runs in
+
+    @default("move_certs_image")
+    def _default_move_certs_image(self) -> str:
+        # DockerSpawner's busybox must be pulled; the locally built base is always here.
+        return "cudaspawner/debian:bookworm"
+
+    @default("ssl_alt_names")
+    def _default_ssl_alt_names(self):
+        async def alt_names(spawner: CUDADockerSpawner) -> list[str]:
+            # The hub and proxy reach the container at its planned address, so the
+            # certificate must name it (a hub on the host cannot resolve container names).
+            # With a host name per user, the proxy checks that name too (the user's alone,
+            # not the hub's other trusted names).
+            plan = await spawner.start_plan()
+            names = [f"DNS:{spawner.container_name}", f"IP:{plan.address}"]
+            if spawner.user.settings.get("subdomain_host"):
+                names.append(f"DNS:{spawner.user.domain}")
+            return names
+
+        return alt_names
+
+    @default("remove")
+    def _default_remove(self) -> bool:
+        # A new choice of image must take effect on the next start; state lives in the volume.
+        return True
+
+    @default("pull_policy")
+    def _default_pull_policy(self) -> str:
+        return "ifnotpresent"
+
+    @default("options_form")
+    def _default_options_form(self):
+        allowed = self._get_allowed_images()
+        if not self.profiles and (allowed == "*" or len(allowed) <= 1):
+            return ""  # nothing to choose: start straight away, as DockerSpawner does
+        return CUDADockerSpawner._options_form_html
+
+    @default("options_from_form")
+    def _default_options_from_form(self):
+        return option_hooks.form_options
+
+    @default("apply_user_options")
+    def _default_apply_user_options(self):
+        return CUDADockerSpawner._choose
+
+    @validate("apply_user_options")
+    def _validate_apply_user_options(self, proposal):
+        try:
+            return option_hooks.after(CUDADockerSpawner._choose, proposal.value)
+        except ValueError as e:
+            raise TraitError(f"CUDADockerSpawner.{e}") from None
+
+    async def _choose(self, user_options: dict) -> None:
+        """apply_user_options: validate the choice once per start, before anything is made."""
+        self._plan, self._progress = None, Progress()
+        self._choice = await self.validated_choice(user_options)
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._progress = Progress()
+        self._choice: Choice | None = None
+        self._plan: StartPlan | None = None
+        # (the site's image, the image a start chose): `image` is set to the choice, as
+        # DockerSpawner does, and must not become the next start's default.
+        self._image_set: tuple[str, str] | None = None
+
+    @property
+    def server_key(self) -> str:
+        """The allocator's key for this server: user name, plus the server name if named."""
+        return f"{self.user.name}/{self.name}" if self.name else self.user.name
+
+    # --- data this spawner hands the pure modules ----------------------------------------
+    def _group_names(self) -> list[str]:
+        return [g.name for g in getattr(self.user, "groups", [])]
+
+    def _site_image(self) -> str:
+        if self._image_set and self.image == self._image_set[1]:
+            return self._image_set[0]
+        return self.image
+
+    @property
+    def _engine(self) -> EngineReads:
+        return docker_reads(self.docker, lambda: self.client, self.executor)
+
+    async def _visible_profiles(self) -> list[Profile]:
+        raw = await self._evaluated(self.profiles)
+        try:
+            profiles = site_profiles(raw, self._get_allowed_images(), self._site_image())
+        except ProfileConfigError as e:
+            # The admin's mistake, not the user's: logged in full, a sentence for the user.
+            self.log.error("CUDADockerSpawner.profiles is invalid: %s", e)
+            raise failures.user_error(
+                500, "The server profiles are misconfigured; please tell your administrator."
+            ) from None
+        return profiles_for_user(profiles, self.user.name, self._group_names())
+
+    # --- the form and the user's choice ------------------------------------------------
+    async def _options_form_html(self) -> str:
+        """The spawn form: the user's profiles, their last choice, and GPUs free right now."""
+        visible = await self._visible_profiles()
+        host = await self.gpu_host()
+        return spawn_form(
+            visible,
+            self.user_options,
+            free=await host.free_count(self._engine),
+            total=host.total,
+            images=self._get_allowed_images(),
+            site=SiteLimits(self.mem_limit, self.cpu_limit),
+            template_path=self.options_form_template or None,
+            log=self.log,
+        )
+
+    async def validated_choice(self, user_options: dict) -> Choice:
+        """The user's profile and GPU count, or an HTTP 400 whose message says what to fix."""
+        visible = await self._visible_profiles()
+        total = (await self.gpu_host()).total
+        try:
+            return validate_user_options(
+                user_options or {}, visible, images=self._get_allowed_images(), gpus_on_host=total
+            )
+        except UserOptionsError as e:
+            record_refusal(
+                "invalid_choice", user=self.user.name, server=self.server_key, message=str(e)
+            )
+            raise failures.user_error(400, str(e)) from None
+
+    # --- the start plan ------------------------------------------------------------------
+    async def start_plan(self) -> StartPlan:
+        """This start's plan, made at its first use (the certificates, or the container)."""
+        if self._plan is not None:
+            return self._plan
+        if self._choice is None:  # start() called without the hub's apply_user_options
+            self._choice = await self.validated_choice(self.user_options)
+        choice = self._choice
+        site_image = self._site_image()
+        image = choice.profile.image or site_image
+        facts = image_facts(image, await self._inspect_image(image))
+        gpus = await self._reserve_gpus(choice.gpus)
+        address = ""
+        if self.internal_ssl:
+            address = await AddressPlanner.shared().plan(
+                self.server_key, lambda: self.docker("inspect_network", self.network_name)
+            )
+        since = datetime.now(timezone.utc).isoformat(timespec="seconds") if gpus else ""
+        try:
+            plan = make_plan(
+                choice,
+                user_name=self.user.name,
+                server_key=self.server_key,
+                site=self.site_settings(),
+                image=facts,
+                gpus=gpus,
+                since=since,
+                address=address,
+            )
+        except PlanRefused as e:
+            self.log.error("%s", e)
+            raise failures.user_error(500, e.public) from None
+        self._image_set = (site_image, plan.image)
+        self.image = plan.image
+        self._plan = plan
+        return plan
+
+    async def _inspect_image(self, image: str) -> dict:
+        """Pull as configured and inspect, turning "no such image" into a sentence."""
+        try:
+            await self.pull_image(image)
+            return await self.docker("inspect_image", image)
+        except docker.errors.APIError as e:
+            if failures.is_missing_image(e):
+                record_refusal(
+                    "image_missing", user=self.user.name, server=self.server_key, message=image
+                )
+                raise failures.missing_image(image) from None
+            raise
+
+    async def _reserve_gpus(self, count: int) -> tuple[Gpu, ...]:
+        if count == 0:
+            return ()
+        host = await self.gpu_host()
+        try:
+            gpus = await host.reserve(
+                self.server_key, self.user.name, self._group_names(), count, self._engine
+            )
+        except GpuAllocationError as e:
+            reason = "gpu_quota" if isinstance(e, GpuQuotaExceeded) else "no_free_gpu"
+            record_refusal(
+                reason, user=self.user.name, server=self.server_key, gpus=count, message=str(e)
+            )
+            raise failures.user_error(409, str(e)) from None
+        self._progress.add(20, f"reserving {plural(len(gpus))} ({', '.join(g.id for g in gpus)})")
+        return gpus
+
+    # --- life cycle ------------------------------------------------------------------------
+    def progress(self):
+        """Spawn progress: GPU reservation, container creation, start."""
+        return self._progress.stream(
+            lambda sent: (
+                (self._spawn_future is not None and self._spawn_future.done())
+                or (not self._spawn_pending and sent > 0)
+            )
+        )
+
+    async def start(self):
+        started = time.monotonic()
+        if self._choice is None:  # started without the hub's apply_user_options
+            self._progress = Progress()
+        try:
+            await self._refuse_foreign_container()  # before anything is reserved or made
+            plan = await self.start_plan()
+            await self._ensure_volumes(plan)
+            await self._drop_outdated_container(plan)
+            self._progress.add(40, "creating container")  # "starting": in start_object
+            ip, port = await self._start_container(plan)
+            await wait_listening(ip, port, self.ready_wait_timeout, self._has_exited)
+            record_spawn(
+                plan.profile,
+                time.monotonic() - started,
+                user=self.user.name,
+                server=self.server_key,
+                gpus=list(plan.gpu_ids),
+            )
+            return ip, port
+        except Exception as e:
+            await self._cleanup_failed_start()
+            admin = failures.gpu_path_fault(str(e))
+            if admin:
+                self.log.error("%s could not start: %s (%s)", self._log_name, admin, e)
+            explained = failures.start_failure(e)
+            if getattr(explained, "jupyterhub_message", None) == failures.NO_GPU_RUNTIME:
+                record_refusal("no_gpu_runtime", user=self.user.name, server=self.server_key)
+            if explained is None or explained is e:
+                raise
+            raise explained from None
+        finally:
+            self._choice = self._plan = None  # the next start makes its own
+
+    async def _start_container(self, plan: StartPlan, tries: int = 3) -> tuple[str, int]:
+        """DockerSpawner's start; under internal TLS, at another address if another hub's
+        container took the planned one first (hubs sharing a network plan independently)."""
+        for attempt in range(tries):
+            try:
+                return await super().start()
+            except docker.errors.APIError as e:
+                if not plan.address or not is_address_taken(e) or attempt == tries - 1:
+                    raise
+            self.log.warning(
+                "Address %s on %s was taken by another container; planning another for %s",
+                plan.address,
+                self.network_name,
+                self._log_name,
+            )
+            if self.object_id:
+                await self.remove_object()
+                self.object_id = ""
+            AddressPlanner.shared().forget(self.server_key, taken=True)
+            self._plan = None
+            plan = await self.start_plan()
+            # The certificate names the address: make it again for the new one.
+            self.cert_paths = await self.move_certs(await self.create_certs())
+        raise AssertionError("unreachable")
+
+    async def _drop_outdated_container(self, plan: StartPlan) -> None:
+        """A kept container (`remove = False`) is restarted only if made from this plan."""
+        existing = None if self.remove else await self.get_object()
+        if existing and not container_spec.made_from(existing, plan):
+            self.log.info("Recreating %s: its start plan changed", self.object_name)
+            await self.remove_object()
+            self.object_id = ""
+
+    # --- ownership: only this hub's containers and volumes are touched -------------------
+    async def get_object(self):
+        """DockerSpawner's lookup by name, blind to containers this hub does not own.
+
+        A container of that name made by another hub or by hand is never stopped, removed
+        or restarted: `start` refuses it with a sentence (`_refuse_foreign_container`).
+        """
+        obj = await super().get_object()
+        if obj and not hub_identity.is_ours((obj.get("Config") or {}).get("Labels"), self.hub_id):
+            self.object_id = ""
+            return None
+        return obj
+
+    async def _refuse_foreign_container(self) -> None:
+        refusal = await foreign_objects.foreign_refusal(
+            self.docker, self._inspect_own, self.object_name, self.hub_id, self.log
+        )
+        if refusal is not None:
+            self.object_id = ""  # never remove it as "a failed start's container"
+            raise refusal
+
+    async def _has_exited(self) -> bool:
+        return await self.poll() is not None
+
+    async def get_command(self):
+        return [*(await self.start_plan()).command, *self.get_args()]
+
+    def get_env(self) -> dict:
+        env = super().get_env()
+        if self._plan is not None:
+            env.update(self._plan.environment)
+        return env
+
+    async def create_object(self):
+        """DockerSpawner's create, given the plan through the traits it reads."""
+        plan = await self.start_plan()
+        network = None
+        if plan.address:
+            network = self.client.create_networking_config(
+                {self.network_name: self.client.create_endpoint_config(ipv4_address=plan.address)}
+            )
+        admin_host = dict(await self._evaluated(self.extra_host_config) or {})
+        admin_create = dict(await self._evaluated(self.extra_create_kwargs) or {})
+        saved = (self.extra_host_config, self.extra_create_kwargs, self.volumes)
+        self.extra_host_config = container_spec.host_config(plan, admin_host)
+        self.extra_create_kwargs = container_spec.create_kwargs(plan, admin_create, network)
+        self.volumes = self.account_mounts(plan.mounts)
+        try:
+            return await super().create_object()
+        finally:
+            self.extra_host_config, self.extra_create_kwargs, self.volumes = saved
+
+    async def _evaluated(self, value):
+        """A setting that may be a callable (possibly async) taking the spawner: its value."""
+        value = self._eval_if_callable(value)
+        return await value if inspect.isawaitable(value) else value
+
+    async def start_object(self):
+        self._progress.add(70, "starting container")
+        try:
+            await super().start_object()
+        except docker.errors.APIError as e:
+            admin = failures.gpu_path_fault(str(e))
+            if admin:
+                self.log.error("%s could not start: %s (%s)", self._log_name, admin, e)
+            explained = failures.start_failure(e)
+            if explained is None:
+                raise
+            raise explained from None
+
+    async def get_ip_and_port(self):
+        if self._plan is not None and self._plan.address:
+            return self._plan.address, self.port
+        return await super().get_ip_and_port()
+
+    async def move_certs(self, paths: dict) -> dict:
+        """Stage the hub-made certificates in the user's cert volume, key 0600, user-owned."""
+        try:
+            owner = cert_owner((await self.start_plan()).user)
+        except ValueError as e:
+            raise failures.user_error(500, str(e)) from None
+        archive, in_container = cert_archive(paths, *owner)
+        volume = self.format_volume_name(self.certs_volume_name, self)
+        # It holds only the certificates staged here at each start: one an earlier account
+        # of this name left is made afresh, never handed over.
+        await self._ensure_volume(volume, replace_earlier=True)
+        binds = self.client.create_host_config(binds={volume: {"bind": "/certs"}})
+        await stage_certs(self.docker, binds, self.move_certs_image, archive)
+        return in_container
+
+    def _release(self) -> None:
+        """Give back what this server's start held: its GPUs and its planned address."""
+        AddressPlanner.shared().forget(self.server_key)
+        GpuHost.release_for(self.server_key)
+
+    async def _cleanup_failed_start(self) -> None:
+        """Remove whatever a failed start created and give its GPUs back."""
+        self._release()
+        try:
+            if self.object_id:
+                await self.remove_object()
+                self.object_id = ""
+        except Exception as e:  # the engine may be the thing that failed
+            self.log.warning("Could not remove the container of a failed start: %s", e)
+
+    async def poll(self):
+        try:
+            status = await super().poll()
+        except Exception as e:
+            if failures.is_engine_unreachable(e):
+                self.log.warning("Docker engine unreachable while polling %s", self._log_name)
+                return None  # unknown: don't declare the server dead because the engine blinked
+            raise
+        if status is not None:
+            # The container is gone or stopped behind the hub's back: free its GPUs.
+            GpuHost.release_for(self.server_key)
+        return status
+
+    async def stop(self, now: bool = False):
+        try:
+            # get_object: only a container of this hub is stopped or removed.
+            if self.object_id and await self.get_object() is not None:
+                await super().stop(now=now)
+            else:
+                self.clear_state()
+        finally:
+            self._choice = self._plan = None
+            self._release()

@@ -1,0 +1,1 @@
+"""The Swarm edge: CUDASwarmSpawner and the start plan turned into a service."""

@@ -1,0 +1,278 @@
+"""CUDASwarmSpawner: the same profiles, form, hardening, labels and quotas on a Swarm cluster.
+
+Thin glue on top of CUDADockerSpawner (everything up to the start plan is shared: the
+form, the choice's validation, the image's inspection, `make_plan`) and DockerSpawner's
+SwarmSpawner (services, tasks, poll, stop). What differs, and where it is decided:
+
+- GPUs: the hub checks the quota and that some node can take the request now
+  (`cluster_gpus`), then reserves `NVIDIA-GPU=N` in the service; Swarm picks node and
+  devices. The GPU table is the cluster's (tasks' assigned resources), so a hub restart
+  loses nothing.
+- The service spec is `service_spec.service_spec(plan, ...)`: plain data.
+- A task still pending after `pending_timeout` is removed and the user told Swarm's reason.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import replace
+from datetime import datetime, timezone
+
+from dockerspawner import SwarmSpawner
+from traitlets import Dict, Integer, List, Tuple, Unicode, default
+
+from ..docker_edge.spawner import CUDADockerSpawner
+from ..engine import failures, hub_identity
+from ..gpu.allocator import GpuAllocator, GpuQuotaExceeded, plural
+from ..gpu.cluster import (
+    Capacity,
+    NoNodeFits,
+    capacity,
+    check_fits,
+    held_by_user,
+    nodes_from_api,
+    pending_reason,
+)
+from ..planning.form import ProfileAvailability, SiteLimits, spawn_form
+from ..planning.plan import StartPlan
+from . import service_spec
+
+_FAILED_STATES = ("failed", "rejected", "shutdown", "complete", "orphaned", "remove")
+
+
+class ClusterGpuView:
+    """The cluster's GPUs as the spawn form asks for them (`total`, `free_count`)."""
+
+    def __init__(self, cap: Capacity | None) -> None:
+        self.cap = cap
+
+    @property
+    def total(self) -> int:
+        return self.cap.total if self.cap else 0
+
+    async def free_count(self, _engine: object = None) -> int | None:
+        return self.cap.free if self.cap else None  # None: unknown, nothing disabled
+
+
+class CUDASwarmSpawner(CUDADockerSpawner, SwarmSpawner):
+    """CUDADockerSpawner's profiles and GPU rules, run as Swarm services (docs/swarm.md)."""
+
+    _inspect_own = "inspect_service"  # a server is a service: another hub's is refused
+
+    placement_constraints = List(
+        Unicode(),
+        config=True,
+        help="""Swarm placement constraints for every server, e.g. ["node.role == worker"].""",
+    )
+    profile_constraints = Dict(
+        key_trait=Unicode(),
+        value_trait=List(Unicode()),
+        config=True,
+        help="""More placement constraints per profile slug, e.g.
+        {"h100": ["node.labels.gpu == h100"]}: that profile's servers run only there, and
+        the form's free GPUs for it are counted on those nodes.""",
+    )
+    pending_timeout = Integer(
+        60,
+        config=True,
+        help="""Seconds a server's task may stay pending (no node can take it) before the
+        service is removed and the user told Swarm's reason.""",
+    )
+    published_port_range = Tuple(
+        Integer(),
+        Integer(),
+        default_value=(49200, 49999),
+        config=True,
+        help="""Host ports servers are published on (host mode, on the node that runs
+        them): the hub and proxy reach a server at its node's address and this port.""",
+    )
+
+    @default("pull_policy")
+    def _default_pull_policy(self) -> str:
+        # The manager inspects the image for the plan; nodes pull it themselves.
+        return "ifnotpresent"
+
+    _create_lock: asyncio.Lock | None = None
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._gpu_count = 0
+
+    # --- the cluster, read ---------------------------------------------------------------
+    def _constraints(self, profile: str) -> list[str]:
+        return [*self.placement_constraints, *self.profile_constraints.get(profile, [])]
+
+    async def _capacity(self, profile: str = "") -> Capacity:
+        nodes = nodes_from_api(await self.docker("nodes"))
+        tasks = await self.docker("tasks", filters={"desired-state": "running"})
+        try:
+            return capacity(nodes, tasks, self._constraints(profile))
+        except ValueError as e:  # the admin's constraint: logged in full, a sentence for users
+            self.log.error("CUDASwarmSpawner placement constraints: %s", e)
+            raise failures.user_error(
+                500, "The server placement is misconfigured; please tell your administrator."
+            ) from None
+
+    async def gpu_host(self) -> ClusterGpuView:  # type: ignore[override]
+        """GPUs of the whole cluster for the form; None figures when it cannot be asked."""
+        try:
+            return ClusterGpuView(await self._capacity())
+        except Exception as e:
+            self.log.warning("Could not read the cluster's GPUs: %s", e)
+            return ClusterGpuView(None)
+
+    # --- the form: free GPUs per profile, on the nodes each may use ---------------------
+    @default("options_form")
+    def _default_options_form(self):
+        allowed = self._get_allowed_images()
+        if not self.profiles and (allowed == "*" or len(allowed) <= 1):
+            return ""  # nothing to choose: start straight away, as DockerSpawner does
+        return CUDASwarmSpawner._options_form_html
+
+    async def _options_form_html(self) -> str:
+        """The spawn form; each profile's free GPUs are the most free on one of its nodes."""
+        visible = await self._visible_profiles()
+        per_profile = None
+        total = 0
+        try:
+            nodes = nodes_from_api(await self.docker("nodes"))
+            tasks = await self.docker("tasks", filters={"desired-state": "running"})
+            per_profile = {}
+            for p in visible:
+                cap = capacity(nodes, tasks, self._constraints(p.slug))
+                per_profile[p.slug] = ProfileAvailability(cap.largest_free, cap.largest_total)
+                total = max(total, cap.largest_total)
+        except Exception as e:  # the form must open; figures unknown rather than wrong
+            self.log.warning("Could not read the cluster's GPUs for the form: %s", e)
+            per_profile, total = None, 1
+        return spawn_form(
+            visible,
+            self.user_options,
+            free=None,
+            total=total,
+            images=self._get_allowed_images(),
+            site=SiteLimits(self.mem_limit, self.cpu_limit),
+            template_path=self.options_form_template or None,
+            log=self.log,
+            per_profile=per_profile,
+        )
+
+    # --- ownership: only this hub's services are touched --------------------------------
+    async def get_object(self):
+        """The service of this name, blind to one this hub did not create (its labels)."""
+        obj = await SwarmSpawner.get_object(self)
+        if obj and not hub_identity.is_ours((obj.get("Spec") or {}).get("Labels"), self.hub_id):
+            self.object_id = ""
+            return None
+        return obj
+
+    # --- GPUs: checked here, assigned by Swarm --------------------------------------------
+    async def _reserve_gpus(self, count: int) -> tuple:
+        """Quota and fit; the devices are Swarm's choice, so the plan carries none."""
+        self._gpu_count = count
+        if count == 0:
+            return ()
+        profile = self._choice.profile.slug if self._choice else ""
+        services = await self.docker("services")
+        quota = GpuAllocator(
+            [], user_quota=self.gpu_quota_per_user, group_quotas=self.gpu_quota_per_group
+        ).quota_for(self.user.name, self._group_names())
+        ours = [
+            s
+            for s in services
+            if hub_identity.is_ours((s.get("Spec") or {}).get("Labels"), self.hub_id)
+        ]
+        held = held_by_user(ours, self.user.name, except_server=self.server_key)
+        try:
+            if quota is not None and held + count > quota:
+                raise GpuQuotaExceeded(count, held, quota)
+            check_fits(count, await self._capacity(profile))
+        except (GpuQuotaExceeded, NoNodeFits) as e:
+            raise failures.user_error(409, str(e)) from None
+        self._progress.add(20, f"asking the cluster for {plural(count)}")
+        return ()
+
+    # --- the service ---------------------------------------------------------------------
+    async def create_object(self):
+        """Create the service from the plan (one creation at a time: ports are picked)."""
+        plan: StartPlan = await self.start_plan()
+        # Volume names are templates ("cudaspawner-home-{username}"), filled as DockerSpawner does.
+        plan = replace(
+            plan, mounts={self.format_volume_name(k, self): v for k, v in plan.mounts.items()}
+        )
+        since = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        if CUDASwarmSpawner._create_lock is None:
+            CUDASwarmSpawner._create_lock = asyncio.Lock()
+        async with CUDASwarmSpawner._create_lock:
+            used = service_spec.published_ports(await self.docker("services"))
+            try:
+                published = service_spec.pick_port(used, *self.published_port_range)
+            except ValueError as e:
+                raise failures.user_error(503, f"{e} Try again later.") from None
+            spec = service_spec.service_spec(
+                plan,
+                name=self.service_name,
+                command=await self.get_command(),
+                env=self.get_env(),
+                gpu_count=self._gpu_count,
+                constraints=self._constraints(plan.profile),
+                network=self.network_name,
+                port=self.port,
+                published_port=published,
+                since=since if self._gpu_count else "",
+            )
+            service = await self.docker("create_service", **spec)
+        # The task appears a moment after the service; start_object reads it.
+        for _ in range(120):
+            if await self.docker("tasks", filters={"service": self.service_name}):
+                break
+            await asyncio.sleep(0.25)
+        return service
+
+    async def start(self):
+        if self.internal_ssl:
+            raise failures.user_error(
+                500, "Internal TLS is not supported on a Swarm cluster; tell your administrator."
+            )
+        return await super().start()
+
+    async def start_object(self):
+        """Wait for the task to run; a task pending past `pending_timeout` is refused."""
+        self._progress.add(70, "waiting for the cluster to start the server")
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.pending_timeout
+        failed_since = None
+        while True:
+            task = await self.get_task()
+            if task is None:
+                raise failures.user_error(500, "The cluster removed your server before it started.")
+            state = (task.get("Status") or {}).get("State", "").lower()
+            if state == "running":
+                return
+            reason = pending_reason(task)
+            if state in _FAILED_STATES:
+                # Swarm replaces a rejected task (restart policy); fail only when none came.
+                failed_since = failed_since or loop.time()
+                if loop.time() - failed_since > 8:
+                    raise failures.user_error(
+                        500, f"The cluster could not start your server: {reason}."
+                    )
+            else:
+                failed_since = None
+            if state == "pending" and loop.time() > deadline:
+                raise failures.user_error(
+                    503,
+                    f"No node of the cluster could take your server within "
+                    f"{self.pending_timeout} s ({reason}); pick fewer GPUs or try again later.",
+                )
+            await asyncio.sleep(0.5)
+
+    async def get_ip_and_port(self):
+        """The node running the task, and the port published there (host mode)."""
+        task = await self.get_task()
+        node = await self.docker("inspect_node", task["NodeID"])
+        service = await self.get_object()
+        for port in service["Spec"]["EndpointSpec"]["Ports"]:
+            if port.get("TargetPort") == self.port:
+                return node["Status"]["Addr"], port["PublishedPort"]
+        raise RuntimeError(f"Service {self.service_name} publishes no port {self.port}")
