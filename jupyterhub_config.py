@@ -3,12 +3,12 @@
 Secure by default: HTTPS on the public port, NativeAuthenticator with a generated first
 admin, internal TLS between hub, proxy and user containers, secrets generated on first
 start into the data directory (mode 0600) and never committed. Every knob an admin is
-likely to change reads an environment variable first (see the README's configuration
-section), so the same file serves `scripts/up.sh` and the test suite.
+likely to change reads an environment variable first, all of them parsed once by
+`spawner.environment` (its table is the README's configuration section), so the same file
+serves `scripts/up.sh` and the test suite.
 """
 
 import atexit
-import os
 import secrets
 import signal
 import socket
@@ -17,15 +17,12 @@ from pathlib import Path
 
 import docker
 
+from spawner.environment import SettingError, read_environment
 from spawner.host import hub_host_guard, log_redaction
 from spawner.host.deployment import (
     NetworkProblem,
-    default_limits,
     ensure_network,
     ensure_self_signed_cert,
-    flag,
-    parse_cpu_limit,
-    parse_mem_limit,
     secret_file,
     split_names,
 )
@@ -33,7 +30,6 @@ from spawner.host.firewall import bridge_name, close_host_ports, restrict_host_a
 from spawner.host.internal_ssl import renew_hub_cert_lacking
 from spawner.host.security_headers import HEADERS
 from spawner.host.user_origins import (
-    DEFAULT_DOMAIN,
     SAME_ORIGIN_WARNING,
     OriginProblem,
     certificate_names,
@@ -57,21 +53,23 @@ if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
     signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
-def _flag(name: str, default: bool) -> bool:
-    return flag(os.environ.get(name), default)
+# Every CUDASPAWNER_* variable, checked together: a bad value stops the hub here.
+try:
+    env = read_environment()
+except SettingError as e:
+    raise SystemExit(f"cudaspawner: {e}") from None
 
-
-data_dir = Path(os.environ.get("CUDASPAWNER_DATA", "/var/lib/cudaspawner"))
+data_dir = Path(env["CUDASPAWNER_DATA"])
 data_dir.mkdir(parents=True, exist_ok=True)
 data_dir.chmod(0o700)
-network = os.environ.get("CUDASPAWNER_NETWORK", "cudaspawner")
-tls = _flag("CUDASPAWNER_TLS", True)
-internal_ssl = _flag("CUDASPAWNER_INTERNAL_SSL", True)
-auth = os.environ.get("CUDASPAWNER_AUTH", "native")
+network = env["CUDASPAWNER_NETWORK"]
+tls = env["CUDASPAWNER_TLS"]
+internal_ssl = env["CUDASPAWNER_INTERNAL_SSL"]
+auth = env["CUDASPAWNER_AUTH"]
 # Each user's server on its own host name (alice.<domain>), the hub on <domain>: a page a
 # user's server serves can then never act as whoever opens it (docs/threat-model.md).
-user_subdomains = _flag("CUDASPAWNER_USER_SUBDOMAINS", True)
-domain = os.environ.get("CUDASPAWNER_DOMAIN", DEFAULT_DOMAIN)
+user_subdomains = env["CUDASPAWNER_USER_SUBDOMAINS"]
+domain = env["CUDASPAWNER_DOMAIN"]
 if user_subdomains:
     try:
         domain = check_domain(domain)
@@ -80,9 +78,7 @@ if user_subdomains:
 
 
 # --- the hub and the proxy ---------------------------------------------------------------
-c.JupyterHub.bind_url = os.environ.get(
-    "CUDASPAWNER_BIND_URL", "https://:8443" if tls else "http://:8000"
-)
+c.JupyterHub.bind_url = env["CUDASPAWNER_BIND_URL"]
 if user_subdomains:
     c.JupyterHub.subdomain_host = subdomain_host(c.JupyterHub.bind_url, domain)
     # The hub's pages only on the hub's own name, never on a user's
@@ -101,7 +97,7 @@ c.JupyterHub.db_url = f"sqlite:///{data_dir / 'jupyterhub.sqlite'}"
 c.JupyterHub.cookie_secret_file = str(data_dir / "jupyterhub_cookie_secret")
 c.ConfigurableHTTPProxy.pid_file = str(data_dir / "jupyterhub-proxy.pid")
 # With internal TLS the proxy's API speaks TLS too (client certificates both ways).
-proxy_api_port = os.environ.get("CUDASPAWNER_PROXY_API_PORT", "8001")
+proxy_api_port = env["CUDASPAWNER_PROXY_API_PORT"]
 c.ConfigurableHTTPProxy.api_url = (
     f"{'https' if internal_ssl else 'http'}://127.0.0.1:{proxy_api_port}"
 )
@@ -111,15 +107,15 @@ c.CryptKeeper.keys = [secret_file(data_dir / "crypt-key")]
 # Containers reach the hub on their network's gateway; the hub listens there and nowhere else.
 # The network keeps containers from reaching each other, and the host's firewall lets them
 # reach only the hub's port there (docs/threat-model.md).
-hub_port = int(os.environ.get("CUDASPAWNER_HUB_PORT", "8081"))
-gateway = os.environ.get("CUDASPAWNER_HUB_IP")
+hub_port = env["CUDASPAWNER_HUB_PORT"]
+gateway = env["CUDASPAWNER_HUB_IP"]
 if not gateway:
     _docker = docker.from_env()
     try:
         gateway = ensure_network(_docker, network)
     except NetworkProblem as e:
         raise SystemExit(f"cudaspawner: {e}") from None
-    if _flag("CUDASPAWNER_HOST_FIREWALL", True):
+    if env["CUDASPAWNER_HOST_FIREWALL"]:
         # The hub's port is closed again when it exits (its own rule only: a second hub
         # started by mistake on this port must not close the running hub's).
         _bridge = bridge_name(_docker.networks.get(network).attrs)
@@ -135,10 +131,10 @@ c.JupyterHub.cleanup_servers = False
 
 if tls:
     # The admin's certificate when given, else a self-signed one made on first start.
-    cert, key = os.environ.get("CUDASPAWNER_SSL_CERT"), os.environ.get("CUDASPAWNER_SSL_KEY")
+    cert, key = env["CUDASPAWNER_SSL_CERT"], env["CUDASPAWNER_SSL_KEY"]
     if not (cert and key):
         # This machine's names plus the admin's (host names or addresses), nothing else.
-        public = os.environ.get("CUDASPAWNER_PUBLIC_NAMES", "").split(",")
+        public = env["CUDASPAWNER_PUBLIC_NAMES"]
         names = [
             *(certificate_names(domain) if user_subdomains else []),
             "localhost",
@@ -206,31 +202,23 @@ elif auth == "shared-password":
 
 # --- the spawner -------------------------------------------------------------------------
 c.JupyterHub.spawner_class = "cuda-docker"
-c.DockerSpawner.image = os.environ.get("CUDASPAWNER_IMAGE", "cudaspawner/cpu:latest")
+c.DockerSpawner.image = env["CUDASPAWNER_IMAGE"]
 # A dedicated network; containers publish no port on any host interface.
 c.DockerSpawner.network_name = network
 c.DockerSpawner.use_internal_ip = True
 # Images are built on this host (images/build.sh); there is no registry to pull from.
-c.DockerSpawner.pull_policy = os.environ.get("CUDASPAWNER_PULL_POLICY", "never")
+c.DockerSpawner.pull_policy = env["CUDASPAWNER_PULL_POLICY"]
 c.Spawner.default_url = "/lab"
 # Every server gets a memory and CPU limit; a profile's own limits override these.
 # Default: half this host's memory and CPUs (CUDASPAWNER_MEM_LIMIT / CUDASPAWNER_CPU_LIMIT,
 # "none" for no limit).
-_default_mem, _default_cpu = default_limits(
-    os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"), os.cpu_count() or 1
-)
-try:
-    c.Spawner.mem_limit = parse_mem_limit(os.environ.get("CUDASPAWNER_MEM_LIMIT", _default_mem))
-    c.Spawner.cpu_limit = parse_cpu_limit(
-        os.environ.get("CUDASPAWNER_CPU_LIMIT", str(_default_cpu)), os.cpu_count() or 1
-    )
-except ValueError as e:
-    raise SystemExit(f"cudaspawner: {e}") from None
+c.Spawner.mem_limit = env["CUDASPAWNER_MEM_LIMIT"]
+c.Spawner.cpu_limit = env["CUDASPAWNER_CPU_LIMIT"]
 c.Spawner.http_timeout = 60
 c.Spawner.start_timeout = 120
 
 # Site-specific settings (profiles, GPU inventory, ...) live beside the data, not here.
-extra = os.environ.get("CUDASPAWNER_EXTRA_CONFIG") or str(data_dir / "cudaspawner_config.py")
+extra = env["CUDASPAWNER_EXTRA_CONFIG"]
 if Path(extra).exists():
     load_subconfig(extra)  # noqa: F821  (provided by JupyterHub)
 
@@ -239,10 +227,10 @@ if Path(extra).exists():
 # "PyTorch 2.9 / CUDA 12.8" (1 .. N GPUs of this host; unavailable, with the reason, on a
 # host without GPUs). Site profiles replace both.
 if "profiles" not in c.CUDADockerSpawner:
-    from spawner.planning.default_profiles import CUDA_IMAGE, default_profiles  # noqa: E402
+    from spawner.planning.default_profiles import default_profiles  # noqa: E402
 
     cpu_image = c.DockerSpawner.image  # as the site left it (CUDASPAWNER_IMAGE or its config)
-    cuda_image = os.environ.get("CUDASPAWNER_CUDA_IMAGE", CUDA_IMAGE)
+    cuda_image = env["CUDASPAWNER_CUDA_IMAGE"]
 
     async def _default_profiles(spawner) -> list[dict]:
         # The GPU count is the hub's own inventory (read once, off the event loop).
@@ -256,7 +244,7 @@ if "profiles" not in c.CUDADockerSpawner:
 # (docs/ssh.md). After the site's config, so its services are kept. CUDASPAWNER_SSH=0: none.
 from spawner.ssh import configure_ssh  # noqa: E402
 
-configure_ssh(c, data_dir, c.JupyterHub.get("subdomain_host") or c.JupyterHub.bind_url)
+configure_ssh(c, data_dir, c.JupyterHub.get("subdomain_host") or c.JupyterHub.bind_url, env)
 
 # --- operations -----------------------------------------------------------------------------
 # Idle-GPU reclaim and the GPU admin page (one service), jupyterhub-idle-culler for idle
@@ -264,7 +252,7 @@ configure_ssh(c, data_dir, c.JupyterHub.get("subdomain_host") or c.JupyterHub.bi
 # (docs/operations.md).
 from spawner.services.operations import configure_operations  # noqa: E402
 
-configure_operations(c, data_dir)
+configure_operations(c, data_dir, env)
 
 # Stop now, not at the first spawn, if the profiles are broken.
 from spawner.host.config_check import check_hub_config  # noqa: E402

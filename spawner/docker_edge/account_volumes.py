@@ -15,7 +15,6 @@ from pathlib import Path
 from types import MappingProxyType
 
 from ..engine import foreign_objects, hub_identity
-from ..planning.plan import StartPlan
 
 
 class AccountVolumes:
@@ -59,11 +58,11 @@ class AccountVolumes:
             )
             self.log.info("Deleted account %s: %d SSH key(s) removed", self.user.name, removed)
 
-    async def _ensure_volumes(self, plan: StartPlan) -> None:
-        """The plan's named volumes (not bind mounts), made with this hub's label. One made
+    async def _ensure_volumes(self, mounts: Mapping) -> None:
+        """The start's named volumes (not bind mounts), made with this hub's label. One made
         for this account under the name it had before the hub renamed it is used again."""
         self._volume_names = {}
-        for source, target in plan.mounts.items():
+        for source, target in mounts.items():
             name = self._volume_name(source)
             if not name or name.startswith(("/", ".", "~")):
                 continue

@@ -1,15 +1,76 @@
-"""The Docker edge of a start plan: what DockerSpawner's `create_object` is given.
+"""The Docker edge of a start plan: everything DockerSpawner is given, from one function.
 
-Pure: a `StartPlan` plus the admin's own `extra_host_config` / `extra_create_kwargs` in,
-keyword arguments for docker-py's `create_host_config` and `create_container` out. A
-cluster spawner turns the same plan into a service spec instead.
+Pure: `docker_start` takes a `StartPlan` plus the admin's own `extra_host_config` /
+`extra_create_kwargs` and the container's names, and returns a `DockerStart`: the host
+config and create keyword arguments, the environment and command, the certificate's
+names and the address. The spawner's hooks read that object and nothing else of the plan.
+The Swarm edge turns the same plan into a service spec instead (`swarm_edge.service_spec`).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 from ..gpu.device_requests import gpu_host_config
 from ..gpu.labels import PLAN_LABEL
 from ..planning.plan import StartPlan
+
+
+@dataclass(frozen=True)
+class EngineStart:
+    """What a spawner's hooks need of one start, on any engine."""
+
+    profile: str
+    fingerprint: str  # equal for two starts that would make the same container
+    gpu_ids: tuple[str, ...]
+    environment: dict[str, str]  # the plan's; JupyterHub's own is added by get_env
+    command: tuple[str, ...]  # without JupyterHub's arguments
+    user: str  # uid:gid (or name) the server runs as: the certificates' owner
+    address: str = ""  # internal TLS: the planned address ("" lets the engine choose)
+    alt_names: tuple[str, ...] = ()  # the server certificate's subject names
+    mounts: dict = field(default_factory=dict)  # source -> target (DockerSpawner's format)
+
+
+@dataclass(frozen=True)
+class DockerStart(EngineStart):
+    """A container for DockerSpawner's `create_object`: its traits for this start."""
+
+    host_config: dict = field(default_factory=dict)  # extra_host_config
+    create_kwargs: dict = field(default_factory=dict)  # extra_create_kwargs
+
+
+def docker_start(
+    plan: StartPlan,
+    *,
+    admin_host: dict,
+    admin_create: dict,
+    network: str = "",
+    container_name: str = "",
+    user_domain: str = "",
+) -> DockerStart:
+    """The plan as DockerSpawner's traits and hooks take it, with the admin's extras."""
+    networking = None
+    if plan.address:
+        networking = {"EndpointsConfig": {network: {"IPAMConfig": {"IPv4Address": plan.address}}}}
+    # The hub and proxy reach the container at its planned address, so the certificate must
+    # name it (a hub on the host cannot resolve container names); with a host name per user
+    # the proxy checks that name too (the user's alone, not the hub's other names).
+    names = [f"DNS:{container_name}"] if container_name else []
+    names += [f"IP:{plan.address}"] if plan.address else []
+    names += [f"DNS:{user_domain}"] if user_domain else []
+    return DockerStart(
+        profile=plan.profile,
+        fingerprint=plan.fingerprint,
+        gpu_ids=plan.gpu_ids,
+        environment=dict(plan.environment),
+        command=plan.command,
+        user=plan.user,
+        address=plan.address,
+        alt_names=tuple(names),
+        host_config=host_config(plan, admin_host),
+        create_kwargs=create_kwargs(plan, admin_create, networking),
+        mounts=dict(plan.mounts),
+    )
 
 
 def host_config(plan: StartPlan, admin: dict) -> dict:
@@ -41,11 +102,11 @@ def create_kwargs(plan: StartPlan, admin: dict, networking_config: object = None
     return {**ours, **admin, "labels": labels}
 
 
-def made_from(container: dict | None, plan: StartPlan) -> bool:
-    """True when an existing container (docker inspect) was created from this same plan.
+def made_from(container: dict | None, fingerprint: str) -> bool:
+    """True when an existing container (docker inspect) was created from the same plan.
 
     With `remove = False` DockerSpawner restarts a stopped container as it was made; only
     one whose GPUs, image, limits, ... are still the plan's may be restarted.
     """
     labels = ((container or {}).get("Config") or {}).get("Labels") or {}
-    return labels.get(PLAN_LABEL) == plan.fingerprint
+    return labels.get(PLAN_LABEL) == fingerprint

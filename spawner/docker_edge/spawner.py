@@ -1,22 +1,23 @@
 """CUDADockerSpawner: DockerSpawner with profiles, exclusive GPUs and hardened containers.
 
 Thin glue, one direction: posted fields -> `option_hooks.form_options` -> JupyterHub's
-`apply_user_options` -> `validate_user_options` (once) -> image inspected, GPUs reserved
-(`gpu_host`), address planned (`internal_ssl`) -> `make_plan` (pure, once per start) ->
-the account's volumes (`account_volumes`, a mixin) -> `docker_objects` -> DockerSpawner's
-create. Only this module and its mixin hold a spawner; the others take and return data.
-Docker calls go through DockerSpawner's off-loop `self.docker(...)`.
+`apply_user_options` -> `validate_user_options` (once) -> `prepare_start`, made once at
+its first need, in three named steps: `reserve_gpus` (the host's GPU table),
+`make_start_plan` (image inspected, address planned, `make_plan`: pure), `engine_start`
+(`container_spec.docker_start`: the plan as DockerSpawner's traits). The hooks
+(create_object, get_env, get_command, get_ip_and_port, ssl_alt_names, move_certs) read
+that one `DockerStart`. Only this module and its mixin hold a spawner; the others take
+and return data. Docker calls go through DockerSpawner's off-loop `self.docker(...)`.
 """
 
 from __future__ import annotations
 
-import inspect
 import time
 from datetime import datetime, timezone
 
 import docker.errors
 from dockerspawner import DockerSpawner
-from traitlets import TraitError, default, validate
+from traitlets import default
 
 from ..engine import failures, foreign_objects, hub_identity
 from ..gpu.allocator import Gpu, GpuAllocationError, GpuQuotaExceeded, plural
@@ -29,19 +30,17 @@ from ..host.internal_ssl import (
     is_address_taken,
     stage_certs,
 )
-from ..planning import option_hooks
-from ..planning.choice import Choice, UserOptionsError, validate_user_options
-from ..planning.form import SiteLimits, spawn_form
+from ..planning.choice import Choice
 from ..planning.plan import PlanRefused, StartPlan, image_facts, make_plan
-from ..planning.profiles import Profile, ProfileConfigError, profiles_for_user, site_profiles
 from ..planning.site_config import SiteConfig
 from ..services.hub_metrics import record_refusal, record_spawn
-from . import container_spec
 from .account_volumes import AccountVolumes
+from .container_spec import DockerStart, EngineStart, docker_start, made_from
 from .progress import Progress, wait_listening
+from .user_choice import UserChoice
 
 
-class CUDADockerSpawner(AccountVolumes, SiteConfig, DockerSpawner):
+class CUDADockerSpawner(UserChoice, AccountVolumes, SiteConfig, DockerSpawner):
     """A DockerSpawner for GPU notebooks; see docs/ for the whole picture."""
 
     _inspect_own = "inspect_container"  # the Docker call that inspects what a server runs in
@@ -54,15 +53,7 @@ class CUDADockerSpawner(AccountVolumes, SiteConfig, DockerSpawner):
     @default("ssl_alt_names")
     def _default_ssl_alt_names(self):
         async def alt_names(spawner: CUDADockerSpawner) -> list[str]:
-            # The hub and proxy reach the container at its planned address, so the
-            # certificate must name it (a hub on the host cannot resolve container names).
-            # With a host name per user, the proxy checks that name too (the user's alone,
-            # not the hub's other trusted names).
-            plan = await spawner.start_plan()
-            names = [f"DNS:{spawner.container_name}", f"IP:{plan.address}"]
-            if spawner.user.settings.get("subdomain_host"):
-                names.append(f"DNS:{spawner.user.domain}")
-            return names
+            return list((await spawner.prepare_start()).alt_names)
 
         return alt_names
 
@@ -75,38 +66,11 @@ class CUDADockerSpawner(AccountVolumes, SiteConfig, DockerSpawner):
     def _default_pull_policy(self) -> str:
         return "ifnotpresent"
 
-    @default("options_form")
-    def _default_options_form(self):
-        allowed = self._get_allowed_images()
-        if not self.profiles and (allowed == "*" or len(allowed) <= 1):
-            return ""  # nothing to choose: start straight away, as DockerSpawner does
-        return CUDADockerSpawner._options_form_html
-
-    @default("options_from_form")
-    def _default_options_from_form(self):
-        return option_hooks.form_options
-
-    @default("apply_user_options")
-    def _default_apply_user_options(self):
-        return CUDADockerSpawner._choose
-
-    @validate("apply_user_options")
-    def _validate_apply_user_options(self, proposal):
-        try:
-            return option_hooks.after(CUDADockerSpawner._choose, proposal.value)
-        except ValueError as e:
-            raise TraitError(f"CUDADockerSpawner.{e}") from None
-
-    async def _choose(self, user_options: dict) -> None:
-        """apply_user_options: validate the choice once per start, before anything is made."""
-        self._plan, self._progress = None, Progress()
-        self._choice = await self.validated_choice(user_options)
-
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self._progress = Progress()
         self._choice: Choice | None = None
-        self._plan: StartPlan | None = None
+        self._start: EngineStart | None = None  # this start's, made once (prepare_start)
         # (the site's image, the image a start chose): `image` is set to the choice, as
         # DockerSpawner does, and must not become the next start's default.
         self._image_set: tuple[str, str] | None = None
@@ -116,81 +80,37 @@ class CUDADockerSpawner(AccountVolumes, SiteConfig, DockerSpawner):
         """The allocator's key for this server: user name, plus the server name if named."""
         return f"{self.user.name}/{self.name}" if self.name else self.user.name
 
-    # --- data this spawner hands the pure modules ----------------------------------------
-    def _group_names(self) -> list[str]:
-        return [g.name for g in getattr(self.user, "groups", [])]
-
-    def _site_image(self) -> str:
-        if self._image_set and self.image == self._image_set[1]:
-            return self._image_set[0]
-        return self.image
-
     @property
     def _engine(self) -> EngineReads:
         return docker_reads(self.docker, lambda: self.client, self.executor)
 
-    async def _visible_profiles(self) -> list[Profile]:
-        raw = await self._evaluated(self.profiles)
-        try:
-            profiles = site_profiles(raw, self._get_allowed_images(), self._site_image())
-        except ProfileConfigError as e:
-            # The admin's mistake, not the user's: logged in full, a sentence for the user.
-            self.log.error("CUDADockerSpawner.profiles is invalid: %s", e)
-            raise failures.user_error(
-                500, "The server profiles are misconfigured; please tell your administrator."
-            ) from None
-        return profiles_for_user(profiles, self.user.name, self._group_names())
+    # --- a start: GPUs, plan, engine; made once -----------------------------------------
+    async def prepare_start(self) -> EngineStart:
+        """This start's GPUs, plan and container, made at their first need (the server's
+        certificate, or the container) and kept for the start's hooks."""
+        if self._start is None:
+            if self._choice is None:  # start() called without the hub's apply_user_options
+                self._choice = await self.validated_choice(self.user_options)
+            gpus = await self.reserve_gpus(self._choice)
+            plan = await self.make_start_plan(self._choice, gpus)
+            self._start = await self.engine_start(plan)
+            # DockerSpawner pulls and creates `image`: the profile's, for this start only.
+            self._image_set = (self._site_image(), plan.image)
+            self.image = plan.image
+        return self._start
 
-    # --- the form and the user's choice ------------------------------------------------
-    async def _options_form_html(self) -> str:
-        """The spawn form: the user's profiles, their last choice, and GPUs free right now."""
-        visible = await self._visible_profiles()
-        host = await self.gpu_host()
-        return spawn_form(
-            visible,
-            self.user_options,
-            free=await host.free_count(self._engine),
-            total=host.total,
-            images=self._get_allowed_images(),
-            site=SiteLimits(self.mem_limit, self.cpu_limit),
-            template_path=self.options_form_template or None,
-            log=self.log,
-        )
-
-    async def validated_choice(self, user_options: dict) -> Choice:
-        """The user's profile and GPU count, or an HTTP 400 whose message says what to fix."""
-        visible = await self._visible_profiles()
-        total = (await self.gpu_host()).total
-        try:
-            return validate_user_options(
-                user_options or {}, visible, images=self._get_allowed_images(), gpus_on_host=total
-            )
-        except UserOptionsError as e:
-            record_refusal(
-                "invalid_choice", user=self.user.name, server=self.server_key, message=str(e)
-            )
-            raise failures.user_error(400, str(e)) from None
-
-    # --- the start plan ------------------------------------------------------------------
-    async def start_plan(self) -> StartPlan:
-        """This start's plan, made at its first use (the certificates, or the container)."""
-        if self._plan is not None:
-            return self._plan
-        if self._choice is None:  # start() called without the hub's apply_user_options
-            self._choice = await self.validated_choice(self.user_options)
-        choice = self._choice
-        site_image = self._site_image()
-        image = choice.profile.image or site_image
+    async def make_start_plan(self, choice: Choice, gpus: tuple[Gpu, ...]) -> StartPlan:
+        """The plan (pure `make_plan`) from the choice, the GPUs and the inspected image."""
+        image = choice.profile.image or self._site_image()
         facts = image_facts(image, await self._inspect_image(image))
-        gpus = await self._reserve_gpus(choice.gpus)
         address = ""
         if self.internal_ssl:
             address = await AddressPlanner.shared().plan(
                 self.server_key, lambda: self.docker("inspect_network", self.network_name)
             )
-        since = datetime.now(timezone.utc).isoformat(timespec="seconds") if gpus else ""
+        since = datetime.now(timezone.utc).isoformat(timespec="seconds") if choice.gpus else ""
         try:
-            plan = make_plan(
+            return make_plan(
                 choice,
                 user_name=self.user.name,
                 server_key=self.server_key,
@@ -203,10 +123,23 @@ class CUDADockerSpawner(AccountVolumes, SiteConfig, DockerSpawner):
         except PlanRefused as e:
             self.log.error("%s", e)
             raise failures.user_error(500, e.public) from None
-        self._image_set = (site_image, plan.image)
-        self.image = plan.image
-        self._plan = plan
-        return plan
+
+    async def engine_start(self, plan: StartPlan) -> EngineStart:
+        """The plan as DockerSpawner's container (the one place the Docker edge reads it)."""
+        names: dict = {}
+        if self.internal_ssl:  # the server's certificate names what the proxy connects to
+            subdomains = self.user.settings.get("subdomain_host")
+            names = {
+                "container_name": self.container_name,
+                "user_domain": self.user.domain if subdomains else "",
+            }
+        return docker_start(
+            plan,
+            admin_host=dict(await self._evaluated(self.extra_host_config) or {}),
+            admin_create=dict(await self._evaluated(self.extra_create_kwargs) or {}),
+            network=self.network_name,
+            **names,
+        )
 
     async def _inspect_image(self, image: str) -> dict:
         """Pull as configured and inspect, turning "no such image" into a sentence."""
@@ -221,7 +154,9 @@ class CUDADockerSpawner(AccountVolumes, SiteConfig, DockerSpawner):
                 raise failures.missing_image(image) from None
             raise
 
-    async def _reserve_gpus(self, count: int) -> tuple[Gpu, ...]:
+    async def reserve_gpus(self, choice: Choice) -> tuple[Gpu, ...]:
+        """The choice's GPUs from this host's table, or an HTTP 409 that says why not."""
+        count = choice.gpus
         if count == 0:
             return ()
         host = await self.gpu_host()
@@ -254,18 +189,18 @@ class CUDADockerSpawner(AccountVolumes, SiteConfig, DockerSpawner):
             self._progress = Progress()
         try:
             await self._refuse_foreign_container()  # before anything is reserved or made
-            plan = await self.start_plan()
-            await self._ensure_volumes(plan)
-            await self._drop_outdated_container(plan)
+            start = await self.prepare_start()
+            await self._ensure_volumes(start.mounts)
+            await self._drop_outdated_container(start.fingerprint)
             self._progress.add(40, "creating container")  # "starting": in start_object
-            ip, port = await self._start_container(plan)
+            ip, port = await self._start_container()
             await wait_listening(ip, port, self.ready_wait_timeout, self._has_exited)
             record_spawn(
-                plan.profile,
+                start.profile,
                 time.monotonic() - started,
                 user=self.user.name,
                 server=self.server_key,
-                gpus=list(plan.gpu_ids),
+                gpus=list(start.gpu_ids),
             )
             return ip, port
         except Exception as e:
@@ -280,20 +215,21 @@ class CUDADockerSpawner(AccountVolumes, SiteConfig, DockerSpawner):
                 raise
             raise explained from None
         finally:
-            self._choice = self._plan = None  # the next start makes its own
+            self._choice = self._start = None  # the next start makes its own
 
-    async def _start_container(self, plan: StartPlan, tries: int = 3) -> tuple[str, int]:
+    async def _start_container(self, tries: int = 3) -> tuple[str, int]:
         """DockerSpawner's start; under internal TLS, at another address if another hub's
         container took the planned one first (hubs sharing a network plan independently)."""
         for attempt in range(tries):
             try:
                 return await super().start()
             except docker.errors.APIError as e:
-                if not plan.address or not is_address_taken(e) or attempt == tries - 1:
+                address = self._start.address if self._start else ""
+                if not address or not is_address_taken(e) or attempt == tries - 1:
                     raise
             self.log.warning(
                 "Address %s on %s was taken by another container; planning another for %s",
-                plan.address,
+                address,
                 self.network_name,
                 self._log_name,
             )
@@ -301,16 +237,16 @@ class CUDADockerSpawner(AccountVolumes, SiteConfig, DockerSpawner):
                 await self.remove_object()
                 self.object_id = ""
             AddressPlanner.shared().forget(self.server_key, taken=True)
-            self._plan = None
-            plan = await self.start_plan()
+            self._start = None
+            await self.prepare_start()
             # The certificate names the address: make it again for the new one.
             self.cert_paths = await self.move_certs(await self.create_certs())
         raise AssertionError("unreachable")
 
-    async def _drop_outdated_container(self, plan: StartPlan) -> None:
+    async def _drop_outdated_container(self, fingerprint: str) -> None:
         """A kept container (`remove = False`) is restarted only if made from this plan."""
         existing = None if self.remove else await self.get_object()
-        if existing and not container_spec.made_from(existing, plan):
+        if existing and not made_from(existing, fingerprint):
             self.log.info("Recreating %s: its start plan changed", self.object_name)
             await self.remove_object()
             self.object_id = ""
@@ -340,37 +276,26 @@ class CUDADockerSpawner(AccountVolumes, SiteConfig, DockerSpawner):
         return await self.poll() is not None
 
     async def get_command(self):
-        return [*(await self.start_plan()).command, *self.get_args()]
+        return [*(await self.prepare_start()).command, *self.get_args()]
 
     def get_env(self) -> dict:
         env = super().get_env()
-        if self._plan is not None:
-            env.update(self._plan.environment)
+        if self._start is not None:
+            env.update(self._start.environment)
         return env
 
     async def create_object(self):
-        """DockerSpawner's create, given the plan through the traits it reads."""
-        plan = await self.start_plan()
-        network = None
-        if plan.address:
-            network = self.client.create_networking_config(
-                {self.network_name: self.client.create_endpoint_config(ipv4_address=plan.address)}
-            )
-        admin_host = dict(await self._evaluated(self.extra_host_config) or {})
-        admin_create = dict(await self._evaluated(self.extra_create_kwargs) or {})
+        """DockerSpawner's create, given this start's container through the traits it reads."""
+        start = await self.prepare_start()
+        assert isinstance(start, DockerStart)
         saved = (self.extra_host_config, self.extra_create_kwargs, self.volumes)
-        self.extra_host_config = container_spec.host_config(plan, admin_host)
-        self.extra_create_kwargs = container_spec.create_kwargs(plan, admin_create, network)
-        self.volumes = self.account_mounts(plan.mounts)
+        self.extra_host_config = start.host_config
+        self.extra_create_kwargs = start.create_kwargs
+        self.volumes = self.account_mounts(start.mounts)
         try:
             return await super().create_object()
         finally:
             self.extra_host_config, self.extra_create_kwargs, self.volumes = saved
-
-    async def _evaluated(self, value):
-        """A setting that may be a callable (possibly async) taking the spawner: its value."""
-        value = self._eval_if_callable(value)
-        return await value if inspect.isawaitable(value) else value
 
     async def start_object(self):
         self._progress.add(70, "starting container")
@@ -386,14 +311,14 @@ class CUDADockerSpawner(AccountVolumes, SiteConfig, DockerSpawner):
             raise explained from None
 
     async def get_ip_and_port(self):
-        if self._plan is not None and self._plan.address:
-            return self._plan.address, self.port
+        if self._start is not None and self._start.address:
+            return self._start.address, self.port
         return await super().get_ip_and_port()
 
     async def move_certs(self, paths: dict) -> dict:
         """Stage the hub-made certificates in the user's cert volume, key 0600, user-owned."""
         try:
-            owner = cert_owner((await self.start_plan()).user)
+            owner = cert_owner((await self.prepare_start()).user)
         except ValueError as e:
             raise failures.user_error(500, str(e)) from None
         archive, in_container = cert_archive(paths, *owner)
@@ -441,5 +366,5 @@ class CUDADockerSpawner(AccountVolumes, SiteConfig, DockerSpawner):
             else:
                 self.clear_state()
         finally:
-            self._choice = self._plan = None
+            self._choice = self._start = None
             self._release()

@@ -15,10 +15,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from .allocator import GpuAllocationError, plural
-from .labels import SERVER_LABEL, SINCE_LABEL, USER_LABEL, parse_since
+from .labels import GPU_COUNT_LABEL, SERVER_LABEL, SINCE_LABEL, USER_LABEL, parse_since
 
 GPU_KIND = "NVIDIA-GPU"  # the generic resource name nodes advertise (docs/swarm.md)
-GPU_COUNT_LABEL = "org.cudaspawner.gpu-count"  # on the service: the GPUs its task reserves
 
 # Task states in which a task holds (or is about to hold) its assigned resources.
 HOLDING_STATES = ("assigned", "accepted", "preparing", "ready", "starting", "running")

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 
+from ..environment import setting
 from .allocator import Gpu, parse_inventory
 
 INVENTORY_ENV = "CUDASPAWNER_GPU_INVENTORY"
@@ -88,5 +88,5 @@ def inventory_from_env(
     env: dict[str, str] | None = None, log: logging.Logger | None = None
 ) -> list[Gpu] | None:
     """The inventory named by CUDASPAWNER_GPU_INVENTORY, or None when it is not set."""
-    value = (os.environ if env is None else env).get(INVENTORY_ENV, "").strip()
+    value = setting(INVENTORY_ENV, env)
     return load_inventory(value, log) if value else None

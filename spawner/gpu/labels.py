@@ -23,6 +23,8 @@ ACTIVE_STATES = ("running", "paused", "restarting")
 USER_LABEL = PREFIX + "user"
 SERVER_LABEL = PREFIX + "server"  # the allocator's server key: "alice" or "alice/name"
 GPUS_LABEL = PREFIX + "gpus"  # comma list of GPU ids, as given to Docker
+# How many GPUs a server asked for where the engine picks them (a Swarm service).
+GPU_COUNT_LABEL = PREFIX + "gpu-count"
 SINCE_LABEL = PREFIX + "gpus-since"  # ISO 8601, UTC
 PROFILE_LABEL = PREFIX + "profile"
 IMAGE_LABEL = PREFIX + "image"  # the image as the profile names it
@@ -69,12 +71,17 @@ def container_labels(
     user: str,
     server: str,
     gpus: Iterable[Gpu | str],
+    gpu_count: int = 0,
     since: datetime | str = "",
     profile: str = "",
     image: str = "",
     image_digest: str = "",
 ) -> dict[str, str]:
-    """Labels for a new container; the GPU labels only when it holds GPUs."""
+    """Labels for a new container; the GPU labels only when it holds GPUs.
+
+    `gpus` are the ids the hub gave it; where the engine picks them (Swarm), `gpus` is
+    empty and `gpu_count` says how many it asked for.
+    """
     if not user or not server:
         raise ValueError("Container labels need a user and a server key.")
     labels = {USER_LABEL: user, SERVER_LABEL: server}
@@ -90,8 +97,10 @@ def container_labels(
         if bad:
             raise ValueError(f"Not GPU ids: {bad}.")
         labels[GPUS_LABEL] = ",".join(ids)
-        if since:
-            labels[SINCE_LABEL] = format_since(since)
+    elif gpu_count:
+        labels[GPU_COUNT_LABEL] = str(gpu_count)
+    if (ids or gpu_count) and since:
+        labels[SINCE_LABEL] = format_since(since)
     return labels
 
 

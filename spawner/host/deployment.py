@@ -10,19 +10,12 @@ from __future__ import annotations
 import datetime
 import ipaddress
 import os
-import re
 import secrets
 import stat
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from spawner.host.firewall import bridge_name, drop_chain
-
-
-def flag(value: str | None, default: bool) -> bool:
-    """An on/off environment setting: empty means `default`; 0, off, false, no mean off."""
-    value = (value or "").strip().lower()
-    return default if not value else value not in ("0", "off", "false", "no")
 
 
 def secret_file(path: Path, make: Callable[[], str] = lambda: secrets.token_hex(32)) -> str:
@@ -248,45 +241,3 @@ def ensure_network(client, name: str) -> str:
             net = client.networks.get(name)
         net.reload()
     return net.attrs["IPAM"]["Config"][0]["Gateway"]
-
-
-# --- default memory and CPU limits ---------------------------------------------------------------
-_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)b?\s*$", re.IGNORECASE)
-_NONE = ("none", "off", "unlimited", "0")
-
-
-def default_limits(mem_bytes: int, cpus: int) -> tuple[str, float]:
-    """Site defaults when the admin sets none: half the host's memory (whole GiB, at
-    least 1G) and half its CPUs (at least 1), so one server can never starve the hub or
-    take the whole machine."""
-    gib = max(1, mem_bytes // (2 * 1024**3))
-    return f"{gib}G", float(max(1, cpus // 2))
-
-
-def parse_mem_limit(value: str) -> str | None:
-    """A memory limit from an environment variable: "8G", "512M", "none" (no limit)."""
-    if value.strip().lower() in _NONE:
-        return None
-    m = _SIZE.match(value)
-    if not m or float(m.group(1)) <= 0:
-        raise ValueError(
-            f"CUDASPAWNER_MEM_LIMIT={value!r} is not a memory size: use a number with K, M, "
-            "G or T (such as 8G or 512M), or 'none' for no limit."
-        )
-    return f"{m.group(1)}{m.group(2).upper()}"
-
-
-def parse_cpu_limit(value: str, host_cpus: int) -> float | None:
-    """A CPU limit from an environment variable: "2", "0.5", "none" (no limit)."""
-    if value.strip().lower() in _NONE:
-        return None
-    try:
-        cpus = float(value)
-    except ValueError:
-        cpus = -1.0
-    if not 0 < cpus <= host_cpus:
-        raise ValueError(
-            f"CUDASPAWNER_CPU_LIMIT={value!r} must be a number of CPUs above 0 and at most "
-            f"this host's {host_cpus} (such as 2 or 0.5), or 'none' for no limit."
-        )
-    return cpus

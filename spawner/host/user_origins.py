@@ -13,7 +13,9 @@ from __future__ import annotations
 import ipaddress
 from urllib.parse import urlparse
 
-DEFAULT_DOMAIN = "hub.localhost"
+from ..environment import BY_NAME
+
+DEFAULT_DOMAIN = BY_NAME["CUDASPAWNER_DOMAIN"].default
 # The label OpenSSL-based clients (Python, curl, the hub's services) need under a wildcard:
 # they match `*.name` only when `name` has at least two labels, so `*.localhost` would
 # work in a browser but in none of them; `*.hub.localhost` works everywhere.

@@ -12,6 +12,8 @@ profiles (`CUDADockerSpawner.profiles`) replace them entirely.
 
 from __future__ import annotations
 
+from ..environment import CUDA_IMAGE
+
 __all__ = [
     "CPU_SLUG",
     "CUDA_IMAGE",
@@ -22,7 +24,6 @@ __all__ = [
 CPU_SLUG = "cpu"
 CUDA_SLUG = "pytorch-cuda"
 # What images/build.sh tags; a site with a registry may give a digest instead.
-CUDA_IMAGE = "cudaspawner/pytorch-cuda:2.9-cuda12.8"
 
 
 def default_profiles(

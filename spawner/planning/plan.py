@@ -123,8 +123,9 @@ class StartPlan:
     cpu_limit: float | None
     hardening: Hardening  # capabilities, no-new-privileges, pids, /dev/shm
     gpu_style: str
-    gpu_ids: tuple[str, ...]
+    gpu_ids: tuple[str, ...]  # the hub's choice; empty where the engine picks (Swarm)
     address: str = ""  # internal TLS: the container's planned address on its network
+    gpu_count: int = 0  # the GPUs the server asked for (len(gpu_ids) where the hub picks)
 
     @property
     def fingerprint(self) -> str:
@@ -154,11 +155,17 @@ def make_plan(
     since: str = "",
     address: str = "",
 ) -> StartPlan:
-    """The container for this start. Raises PlanRefused (the admin's to fix)."""
+    """The container for this start. Raises PlanRefused (the admin's to fix).
+
+    `gpus` are those the hub reserved for the choice's GPU count; none where the engine
+    assigns them itself (a Swarm service reserves a count, its task learns the ids).
+    """
     profile = choice.profile
     if site.gpu_request_style not in REQUEST_STYLES:
         raise ValueError(f"Unknown GPU request style {site.gpu_request_style!r}.")
     gpu_ids = tuple(g.id if isinstance(g, Gpu) else str(g) for g in gpus)
+    if gpu_ids and len(gpu_ids) != choice.gpus:
+        raise ValueError(f"{len(gpu_ids)} GPUs reserved for a choice of {choice.gpus}.")
     try:
         user = resolve_container_user(site.container_user, image.user, site.allow_root)
     except RootUserRefused as e:
@@ -176,7 +183,8 @@ def make_plan(
         raise UnsafeMount(sockets)
 
     environment = dict(profile.environment)
-    environment.update(gpu_environment(gpu_ids))
+    if gpu_ids or not choice.gpus:  # engine-assigned GPUs: its task names them itself
+        environment.update(gpu_environment(gpu_ids))
     # JupyterHub's names for the limits (jupyter-resource-usage reads them): the effective ones.
     if mem_limit is not None:
         environment["MEM_LIMIT"] = str(mem_limit)
@@ -202,12 +210,14 @@ def make_plan(
         "hardening": asdict(hardening),
         "gpu_style": site.gpu_request_style if gpu_ids else "",
         "gpu_ids": list(gpu_ids),
+        "gpu_count": choice.gpus,
         "address": address,
     }
     labels = container_labels(
         user=user_name,
         server=server_key,
         gpus=gpu_ids,
+        gpu_count=choice.gpus,
         since=since,
         profile=profile.slug,
         image=image.name,
@@ -233,6 +243,7 @@ def make_plan(
         gpu_style=site.gpu_request_style,
         gpu_ids=gpu_ids,
         address=address,
+        gpu_count=choice.gpus,
     )
 
 

@@ -16,14 +16,14 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
 import socket
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-from ..host.deployment import flag
+from ..environment import read_environment
 from .gpu_reclaim import GpuReclaim, parse_policies
 from .hub_metrics import register_fleet_metrics
 from .json_logs import logging_config
@@ -49,10 +49,6 @@ SERVICE_SCOPES = [
 ]
 # jupyterhub-idle-culler's documented minimum.
 CULLER_SCOPES = ["list:users", "read:users:activity", "read:servers", "delete:servers"]
-
-
-def _flag(env: dict, name: str, default: bool) -> bool:
-    return flag(env.get(name), default)
 
 
 def _free_port() -> int:
@@ -100,14 +96,17 @@ def service_settings(
     }
 
 
-def configure_operations(c: Any, data_dir: Path, env: dict | None = None) -> None:
-    """Register the operations service, the idle culler, fleet metrics and JSON logs on `c`."""
-    env = dict(os.environ if env is None else env)
+def configure_operations(c: Any, data_dir: Path, env: Mapping | None = None) -> None:
+    """Register the operations service, the idle culler, fleet metrics and JSON logs on `c`.
+
+    `env`: the deployment's settings (`spawner.environment.read_environment`).
+    """
+    env = read_environment() if env is None else env
     data_dir = Path(data_dir)
     services = list(c.JupyterHub.services) if "services" in c.JupyterHub else []
     roles = list(c.JupyterHub.load_roles) if "load_roles" in c.JupyterHub else []
 
-    json_logs = _flag(env, JSON_LOGS_ENV, False)
+    json_logs = env[JSON_LOGS_ENV]
     if json_logs:
         c.JupyterHub.logging_config = logging_config()
 
@@ -115,7 +114,7 @@ def configure_operations(c: Any, data_dir: Path, env: dict | None = None) -> Non
     register_fleet_metrics(snapshot)
 
     reclaim = GpuReclaim(config=c)
-    if not _flag(env, "CUDASPAWNER_GPU_RECLAIM", True):
+    if not env["CUDASPAWNER_GPU_RECLAIM"]:
         reclaim.enabled = False
     inventory = (
         c.CUDADockerSpawner.gpu_inventory if "gpu_inventory" in c.CUDADockerSpawner else "nvml"
@@ -134,7 +133,7 @@ def configure_operations(c: Any, data_dir: Path, env: dict | None = None) -> Non
     )
     settings_path.write_text(json.dumps(document, indent=2))
     settings_path.chmod(0o600)
-    port = int(env.get("CUDASPAWNER_ADMIN_PAGE_PORT") or _free_port())
+    port = env["CUDASPAWNER_ADMIN_PAGE_PORT"] or _free_port()
     service_env = {SETTINGS_ENV: str(settings_path), "PYTHONPATH": _source_root()}
     if json_logs:
         service_env[JSON_LOGS_ENV] = "1"
@@ -153,8 +152,8 @@ def configure_operations(c: Any, data_dir: Path, env: dict | None = None) -> Non
         {"name": "cudaspawner-operations", "services": [SERVICE_NAME], "scopes": SERVICE_SCOPES}
     )
 
-    timeout = env.get("CUDASPAWNER_IDLE_TIMEOUT", "3600").strip().lower()
-    if timeout not in ("off", "0", "none", ""):
+    seconds = env["CUDASPAWNER_IDLE_TIMEOUT"]  # None: "off"
+    if seconds is not None:
         if importlib.util.find_spec("jupyterhub_idle_culler") is None:
             print(
                 "cudaspawner: WARNING: jupyterhub-idle-culler is not installed; idle servers "
@@ -162,13 +161,6 @@ def configure_operations(c: Any, data_dir: Path, env: dict | None = None) -> Non
                 file=sys.stderr,
             )
         else:
-            try:
-                seconds = int(float(timeout))
-            except ValueError:
-                raise SystemExit(
-                    f"cudaspawner: CUDASPAWNER_IDLE_TIMEOUT={timeout!r} is not a number of "
-                    "seconds (or 'off')."
-                ) from None
             # It looks every 10 minutes, or twice per timeout when that is shorter.
             every = max(1, min(600, seconds // 2))
             # Through log_redaction: not our code, but its log is the hub's.

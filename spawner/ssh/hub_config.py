@@ -5,10 +5,11 @@ from __future__ import annotations
 import os
 import socket
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-from ..host.deployment import flag
+from ..environment import read_environment
 
 SERVICE = "ssh"
 ROLE = "ssh-gateway"
@@ -79,31 +80,26 @@ def ssh_host_for(public_url: str) -> str:
     return socket.getfqdn() if host == "localhost" or host.endswith(".localhost") else host
 
 
-def configure_ssh(c, data_dir: Path, hub_url: str) -> None:
+def configure_ssh(c, data_dir: Path, hub_url: str, env: Mapping | None = None) -> None:
     """Add the SSH gateway and keys page to the hub's config `c` (CUDASPAWNER_SSH=0: none).
 
-    Environment: CUDASPAWNER_SSH_PORT (2222), CUDASPAWNER_SSH_IP (all addresses),
-    CUDASPAWNER_SSH_HOST (name shown to users), CUDASPAWNER_SSH_PAGE_PORT (a free
-    loopback port), CUDASPAWNER_SSH_AUTOSTART (off).
+    `env`: the deployment's settings (`spawner.environment.read_environment`), whose
+    CUDASPAWNER_SSH_* variables set the port, address, host name shown to users, the keys
+    page's loopback port and whether a login starts a stopped server.
     """
-    if not flag(os.environ.get("CUDASPAWNER_SSH"), True):
+    env = read_environment() if env is None else env
+    if not env["CUDASPAWNER_SSH"]:
         return
-    try:
-        port = int(os.environ.get("CUDASPAWNER_SSH_PORT", "2222"))
-        page_port = int(os.environ.get("CUDASPAWNER_SSH_PAGE_PORT", "0"))
-    except ValueError:
-        raise SystemExit(
-            "cudaspawner: CUDASPAWNER_SSH_PORT and CUDASPAWNER_SSH_PAGE_PORT must be numbers."
-        ) from None
+    port, page_port = env["CUDASPAWNER_SSH_PORT"], env["CUDASPAWNER_SSH_PAGE_PORT"]
     public = public_hub_url(hub_url)
     service, role = ssh_service(
         data_dir,
         public,
         ssh_port=port,
-        ssh_ip=os.environ.get("CUDASPAWNER_SSH_IP", ""),
-        ssh_host=os.environ.get("CUDASPAWNER_SSH_HOST", "") or ssh_host_for(public),
+        ssh_ip=env["CUDASPAWNER_SSH_IP"],
+        ssh_host=env["CUDASPAWNER_SSH_HOST"] or ssh_host_for(public),
         page_port=page_port,
-        auto_start=flag(os.environ.get("CUDASPAWNER_SSH_AUTOSTART"), False),
+        auto_start=env["CUDASPAWNER_SSH_AUTOSTART"],
     )
     # Appended to, not replacing, what the site or the tests configure.
     c.JupyterHub.services = [*c.JupyterHub.get("services", []), service]

@@ -1,13 +1,14 @@
 """The Swarm edge of a start plan: the service spec, as plain data.
 
-Pure: a `StartPlan` (the same one the Docker spawner turns into a container) plus the
-GPU count, placement constraints and ports in; the Docker API's own service spec out
-(`TaskTemplate`, `EndpointSpec`, labels, name), which docker-py's `create_service` takes
-as is. Differences from a container, each forced by Swarm:
+Pure: `swarm_start` turns a `StartPlan` (the same one the Docker edge turns into a
+container) and the placement constraints into a `SwarmStart` once per start;
+`service_spec` completes it at creation (name, JupyterHub's environment and arguments,
+published port) into the Docker API's own service spec, which docker-py's
+`create_service` takes as is. Differences from a container, each forced by Swarm:
 
-- GPUs are a generic-resource reservation (`NVIDIA-GPU=N`): Swarm picks node and devices,
-  so the plan carries no GPU ids; the entrypoint (`task_entrypoint`) maps Swarm's
-  assignment to NVIDIA_VISIBLE_DEVICES inside the task.
+- GPUs are a generic-resource reservation (`NVIDIA-GPU=N`, the plan's `gpu_count`): Swarm
+  picks node and devices, so the plan carries no GPU ids; the entrypoint
+  (`task_entrypoint`) maps Swarm's assignment to NVIDIA_VISIBLE_DEVICES inside the task.
 - /dev/shm is a tmpfs mount (services have no shm size); no-new-privileges has no field in
   the service API of Docker 20.10 (docs/swarm.md).
 - The port is published in host mode on the node and the endpoint is DNS round robin:
@@ -16,11 +17,13 @@ as is. Differences from a container, each forced by Swarm:
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..gpu.cluster import GPU_COUNT_LABEL, GPU_KIND
-from ..gpu.labels import SINCE_LABEL, format_since
+from ..docker_edge.container_spec import EngineStart
+from ..gpu.cluster import GPU_KIND
 from ..planning.plan import StartPlan, memory_bytes
 
 ENTRYPOINT_SOURCE = (Path(__file__).with_name("task_entrypoint.py")).read_text()
@@ -52,38 +55,30 @@ def mounts(plan_mounts: Mapping) -> list[dict]:
 
 def task_environment(env: Mapping[str, str], gpu_count: int) -> list[str]:
     """The task's environment. With GPUs, NVIDIA_VISIBLE_DEVICES is the entrypoint's to set
-    from Swarm's assignment (the plan's "void" would hide them); without, it stays "void"."""
+    from Swarm's assignment (not an admin's `environment`); without, the plan's "void"."""
     merged = dict(env)
     if gpu_count:
         merged.pop("NVIDIA_VISIBLE_DEVICES", None)
     return [f"{k}={v}" for k, v in merged.items()]
 
 
-def service_labels(plan: StartPlan, gpu_count: int, since: str = "") -> dict[str, str]:
-    """The plan's labels plus the reservation (the GPU ids are Swarm's, read from the task)."""
-    labels = dict(plan.labels)
-    if gpu_count:
-        labels[GPU_COUNT_LABEL] = str(gpu_count)
-        if since:
-            labels[SINCE_LABEL] = format_since(since)
-    return labels
+@dataclass(frozen=True)
+class SwarmStart(EngineStart):
+    """A service for this start: its spec, less what is known only at creation."""
+
+    gpu_count: int = 0
+    spec: dict = field(default_factory=dict)
 
 
-def service_spec(
+def swarm_start(
     plan: StartPlan,
     *,
-    name: str,
-    command: Iterable[str],
-    env: Mapping[str, str],
-    gpu_count: int,
     constraints: Iterable[str] = (),
     network: str = "",
     port: int = 8888,
-    published_port: int | None = None,
-    since: str = "",
-) -> dict:
-    """Keyword arguments for docker-py's `APIClient.create_service`."""
-    labels = service_labels(plan, gpu_count, since)
+) -> SwarmStart:
+    """The plan as a Swarm service: everything but its name, JupyterHub's environment and
+    arguments, and the published port (`service_spec` adds them at creation)."""
     hardening = plan.hardening
     container_mounts = mounts(plan.mounts)
     if hardening.shm_size:
@@ -96,10 +91,8 @@ def service_spec(
         )
     container = {
         "Image": plan.image,
-        "Command": ["python3", "-c", ENTRYPOINT_SOURCE, *command],
-        "Env": task_environment(env, gpu_count),
         "User": plan.user,
-        "Labels": labels,
+        "Labels": dict(plan.labels),
         "Mounts": container_mounts,
         "Init": True,  # PID 1 forwards SIGTERM and reaps (a stop is prompt)
         "StopGracePeriod": 10 * 10**9,
@@ -116,9 +109,11 @@ def service_spec(
     if hardening.pids_limit:
         limits["Pids"] = int(hardening.pids_limit)
     resources: dict = {"Limits": limits}
-    if gpu_count:
+    if plan.gpu_count:
         resources["Reservations"] = {
-            "GenericResources": [{"DiscreteResourceSpec": {"Kind": GPU_KIND, "Value": gpu_count}}]
+            "GenericResources": [
+                {"DiscreteResourceSpec": {"Kind": GPU_KIND, "Value": plan.gpu_count}}
+            ]
         }
     task = {
         "ContainerSpec": container,
@@ -131,12 +126,43 @@ def service_spec(
     }
     if network:
         task["Networks"] = [{"Target": network}]
+    return SwarmStart(
+        profile=plan.profile,
+        fingerprint=plan.fingerprint,
+        gpu_ids=plan.gpu_ids,
+        environment=dict(plan.environment),
+        command=plan.command,
+        user=plan.user,
+        mounts=dict(plan.mounts),
+        gpu_count=plan.gpu_count,
+        spec={
+            "labels": dict(plan.labels),
+            "task_template": task,
+            "endpoint_spec": {"Mode": "dnsrr", "Ports": [{"TargetPort": port}]},
+        },
+    )
+
+
+def service_spec(
+    start: SwarmStart,
+    *,
+    name: str,
+    command: Iterable[str],
+    env: Mapping[str, str],
+    published_port: int | None = None,
+) -> dict:
+    """Keyword arguments for docker-py's `APIClient.create_service`."""
+    task = copy.deepcopy(start.spec["task_template"])
+    container = task["ContainerSpec"]
+    container["Command"] = ["python3", "-c", ENTRYPOINT_SOURCE, *command]
+    container["Env"] = task_environment(env, start.gpu_count)
+    port = start.spec["endpoint_spec"]["Ports"][0]["TargetPort"]
     ports = {"Protocol": "tcp", "TargetPort": port, "PublishMode": "host"}
     if published_port:
         ports["PublishedPort"] = published_port
     return {
         "name": name,
-        "labels": labels,
+        "labels": dict(start.spec["labels"]),
         "task_template": task,
         "endpoint_spec": {"Mode": "dnsrr", "Ports": [ports]},
     }

@@ -1,14 +1,15 @@
 """CUDASwarmSpawner: the same profiles, form, hardening, labels and quotas on a Swarm cluster.
 
 Thin glue on top of CUDADockerSpawner (everything up to the start plan is shared: the
-form, the choice's validation, the image's inspection, `make_plan`) and DockerSpawner's
-SwarmSpawner (services, tasks, poll, stop). What differs, and where it is decided:
+form, the choice's validation, `prepare_start`, the image's inspection, `make_plan`) and
+DockerSpawner's SwarmSpawner (services, tasks, poll, stop). What differs, and where:
 
-- GPUs: the hub checks the quota and that some node can take the request now
-  (`cluster_gpus`), then reserves `NVIDIA-GPU=N` in the service; Swarm picks node and
-  devices. The GPU table is the cluster's (tasks' assigned resources), so a hub restart
-  loses nothing.
-- The service spec is `service_spec.service_spec(plan, ...)`: plain data.
+- `reserve_gpus`: the hub checks the quota and that some node can take the request now
+  (`gpu.cluster`) and reserves nothing itself; the plan carries the count, and the
+  service reserves `NVIDIA-GPU=N`; Swarm picks node and devices. The GPU table is the
+  cluster's (tasks' assigned resources), so a hub restart loses nothing.
+- `engine_start`: `service_spec.swarm_start(plan, ...)`, once per start: plain data.
+- The form's free GPUs: per profile, on the nodes each may use (`_form_gpus`).
 - A task still pending after `pending_timeout` is removed and the user told Swarm's reason.
 """
 
@@ -16,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import replace
-from datetime import datetime, timezone
 
 from dockerspawner import SwarmSpawner
 from traitlets import Dict, Integer, List, Tuple, Unicode, default
@@ -33,9 +33,11 @@ from ..gpu.cluster import (
     nodes_from_api,
     pending_reason,
 )
-from ..planning.form import ProfileAvailability, SiteLimits, spawn_form
+from ..planning.choice import Choice
+from ..planning.form import ProfileAvailability
 from ..planning.plan import StartPlan
-from . import service_spec
+from ..planning.profiles import Profile
+from .service_spec import SwarmStart, pick_port, published_ports, service_spec, swarm_start
 
 _FAILED_STATES = ("failed", "rejected", "shutdown", "complete", "orphaned", "remove")
 
@@ -94,10 +96,6 @@ class CUDASwarmSpawner(CUDADockerSpawner, SwarmSpawner):
 
     _create_lock: asyncio.Lock | None = None
 
-    def __init__(self, *args, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        self._gpu_count = 0
-
     # --- the cluster, read ---------------------------------------------------------------
     def _constraints(self, profile: str) -> list[str]:
         return [*self.placement_constraints, *self.profile_constraints.get(profile, [])]
@@ -122,40 +120,20 @@ class CUDASwarmSpawner(CUDADockerSpawner, SwarmSpawner):
             return ClusterGpuView(None)
 
     # --- the form: free GPUs per profile, on the nodes each may use ---------------------
-    @default("options_form")
-    def _default_options_form(self):
-        allowed = self._get_allowed_images()
-        if not self.profiles and (allowed == "*" or len(allowed) <= 1):
-            return ""  # nothing to choose: start straight away, as DockerSpawner does
-        return CUDASwarmSpawner._options_form_html
-
-    async def _options_form_html(self) -> str:
-        """The spawn form; each profile's free GPUs are the most free on one of its nodes."""
-        visible = await self._visible_profiles()
-        per_profile = None
-        total = 0
+    async def _form_gpus(self, visible: list[Profile]):
+        """Each profile's free GPUs are the most free on one of its nodes."""
         try:
             nodes = nodes_from_api(await self.docker("nodes"))
             tasks = await self.docker("tasks", filters={"desired-state": "running"})
-            per_profile = {}
+            per_profile, total = {}, 0
             for p in visible:
                 cap = capacity(nodes, tasks, self._constraints(p.slug))
                 per_profile[p.slug] = ProfileAvailability(cap.largest_free, cap.largest_total)
                 total = max(total, cap.largest_total)
         except Exception as e:  # the form must open; figures unknown rather than wrong
             self.log.warning("Could not read the cluster's GPUs for the form: %s", e)
-            per_profile, total = None, 1
-        return spawn_form(
-            visible,
-            self.user_options,
-            free=None,
-            total=total,
-            images=self._get_allowed_images(),
-            site=SiteLimits(self.mem_limit, self.cpu_limit),
-            template_path=self.options_form_template or None,
-            log=self.log,
-            per_profile=per_profile,
-        )
+            return None, 1, None
+        return None, total, per_profile
 
     # --- ownership: only this hub's services are touched --------------------------------
     async def get_object(self):
@@ -167,12 +145,11 @@ class CUDASwarmSpawner(CUDADockerSpawner, SwarmSpawner):
         return obj
 
     # --- GPUs: checked here, assigned by Swarm --------------------------------------------
-    async def _reserve_gpus(self, count: int) -> tuple:
-        """Quota and fit; the devices are Swarm's choice, so the plan carries none."""
-        self._gpu_count = count
+    async def reserve_gpus(self, choice: Choice) -> tuple:
+        """Quota and fit; the devices are Swarm's choice, so none are reserved here."""
+        count = choice.gpus
         if count == 0:
             return ()
-        profile = self._choice.profile.slug if self._choice else ""
         services = await self.docker("services")
         quota = GpuAllocator(
             [], user_quota=self.gpu_quota_per_user, group_quotas=self.gpu_quota_per_group
@@ -186,40 +163,44 @@ class CUDASwarmSpawner(CUDADockerSpawner, SwarmSpawner):
         try:
             if quota is not None and held + count > quota:
                 raise GpuQuotaExceeded(count, held, quota)
-            check_fits(count, await self._capacity(profile))
+            check_fits(count, await self._capacity(choice.profile.slug))
         except (GpuQuotaExceeded, NoNodeFits) as e:
             raise failures.user_error(409, str(e)) from None
         self._progress.add(20, f"asking the cluster for {plural(count)}")
         return ()
 
     # --- the service ---------------------------------------------------------------------
-    async def create_object(self):
-        """Create the service from the plan (one creation at a time: ports are picked)."""
-        plan: StartPlan = await self.start_plan()
+    async def engine_start(self, plan: StartPlan) -> SwarmStart:
+        """The plan as a service (the one place the Swarm edge reads it)."""
         # Volume names are templates ("cudaspawner-home-{username}"), filled as DockerSpawner does.
         plan = replace(
             plan, mounts={self.format_volume_name(k, self): v for k, v in plan.mounts.items()}
         )
-        since = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        return swarm_start(
+            plan,
+            constraints=self._constraints(plan.profile),
+            network=self.network_name,
+            port=self.port,
+        )
+
+    async def create_object(self):
+        """Create this start's service (one creation at a time: ports are picked)."""
+        start = await self.prepare_start()
+        assert isinstance(start, SwarmStart)
         if CUDASwarmSpawner._create_lock is None:
             CUDASwarmSpawner._create_lock = asyncio.Lock()
         async with CUDASwarmSpawner._create_lock:
-            used = service_spec.published_ports(await self.docker("services"))
+            used = published_ports(await self.docker("services"))
             try:
-                published = service_spec.pick_port(used, *self.published_port_range)
+                published = pick_port(used, *self.published_port_range)
             except ValueError as e:
                 raise failures.user_error(503, f"{e} Try again later.") from None
-            spec = service_spec.service_spec(
-                plan,
+            spec = service_spec(
+                start,
                 name=self.service_name,
                 command=await self.get_command(),
                 env=self.get_env(),
-                gpu_count=self._gpu_count,
-                constraints=self._constraints(plan.profile),
-                network=self.network_name,
-                port=self.port,
                 published_port=published,
-                since=since if self._gpu_count else "",
             )
             service = await self.docker("create_service", **spec)
         # The task appears a moment after the service; start_object reads it.

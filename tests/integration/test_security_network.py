@@ -15,10 +15,10 @@ import docker
 import docker.errors
 import pytest
 
+from spawner.environment import default_limits
 from spawner.host.deployment import (
     NETWORK_LABEL,
     NetworkProblem,
-    default_limits,
     ensure_network,
     isolating,
 )

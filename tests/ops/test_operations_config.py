@@ -8,6 +8,7 @@ import sys
 import pytest
 from traitlets.config import Config
 
+from spawner.environment import SettingError, read_environment
 from spawner.services.operations import CULLER_SCOPES, SERVICE_SCOPES, configure_operations
 
 
@@ -24,7 +25,7 @@ def _config(**reclaim) -> Config:
 
 def test_service_culler_and_roles_are_added_to_the_sites_own(tmp_path):
     c = _config(exempt_groups=["staff"])
-    configure_operations(c, tmp_path, env={"CUDASPAWNER_ADMIN_PAGE_PORT": "9123"})
+    configure_operations(c, tmp_path, env=read_environment({"CUDASPAWNER_ADMIN_PAGE_PORT": "9123"}))
     names = [s["name"] for s in c.JupyterHub.services]
     assert names == ["site-service", "gpu-admin", "idle-culler"]
     service = c.JupyterHub.services[1]
@@ -53,21 +54,21 @@ def test_environment_turns_the_culler_off_json_logs_on_and_reclaim_off(tmp_path)
     c = _config()
     env = {"CUDASPAWNER_IDLE_TIMEOUT": "off", "CUDASPAWNER_JSON_LOGS": "1",
            "CUDASPAWNER_GPU_RECLAIM": "0"}  # fmt: skip
-    configure_operations(c, tmp_path, env=env)
+    configure_operations(c, tmp_path, env=read_environment(env))
     assert [s["name"] for s in c.JupyterHub.services] == ["site-service", "gpu-admin"]
     assert c.JupyterHub.logging_config["handlers"]["console"]["formatter"] == "json"
     assert json.loads((tmp_path / "operations.json").read_text())["reclaim"]["enabled"] is False
     assert c.JupyterHub.services[1]["environment"]["CUDASPAWNER_JSON_LOGS"] == "1"
 
 
-@pytest.mark.parametrize(
-    ("env", "reclaim", "sentence"),
-    [
-        ({"CUDASPAWNER_IDLE_TIMEOUT": "an hour"}, {}, "is not a number of seconds"),
-        ({}, {"policies": {"*": {"idle_after": -5, "warn_for": 60}}}, "positive number"),
-    ],
-)
-def test_a_bad_setting_stops_the_hub_with_a_sentence(tmp_path, env, reclaim, sentence):
+def test_a_bad_reclaim_policy_stops_the_hub_with_a_sentence(tmp_path):
+    reclaim = {"policies": {"*": {"idle_after": -5, "warn_for": 60}}}
     with pytest.raises(SystemExit) as raised:
-        configure_operations(_config(**reclaim), tmp_path, env=env)
-    assert sentence in str(raised.value) and str(raised.value).startswith("cudaspawner: ")
+        configure_operations(_config(**reclaim), tmp_path, env=read_environment({}))
+    assert "positive number" in str(raised.value)
+    assert str(raised.value).startswith("cudaspawner: ")
+
+
+def test_a_bad_idle_timeout_is_refused_with_its_name():
+    with pytest.raises(SettingError, match="CUDASPAWNER_IDLE_TIMEOUT='an hour' is not a number"):
+        read_environment({"CUDASPAWNER_IDLE_TIMEOUT": "an hour"})

@@ -28,6 +28,7 @@ from spawner.swarm_edge.service_spec import (
     pick_port,
     published_ports,
     service_spec,
+    swarm_start,
 )
 from spawner.swarm_edge.task_entrypoint import visible_devices
 
@@ -200,27 +201,26 @@ def plan_for(slug: str):
         server_key="ann",
         site=SiteSettings(),
         image=ImageFacts("cudaspawner/cpu:latest", "sha256:abc", user="1000:100"),
-        gpus=(),  # on a cluster Swarm picks the devices
+        gpus=(),  # on a cluster Swarm picks the devices: the plan carries the count alone
+        since="2026-11-27T05:00:00+00:00" if choice.gpus else "",
     )
 
 
-def spec_for(slug: str, count: int) -> dict:
-    plan = plan_for(slug)
+def spec_for(slug: str) -> dict:
+    start = swarm_start(
+        plan_for(slug), constraints=["node.labels.gpu == h100"], network="cudaswarm"
+    )
     return service_spec(
-        plan,
+        start,
         name="jupyter-ann",
         command=["jupyterhub-singleuser", "--port=8888"],
-        env={**plan.environment, "JUPYTERHUB_API_TOKEN": "t"},
-        gpu_count=count,
-        constraints=["node.labels.gpu == h100"],
-        network="cudaswarm",
+        env={**start.environment, "JUPYTERHUB_API_TOKEN": "t", "NVIDIA_VISIBLE_DEVICES": "all"},
         published_port=49200,
-        since="2026-11-27T05:00:00+00:00" if count else "",
     )
 
 
 def test_gpu_profile_reserves_generic_resources_and_leaves_devices_to_the_entrypoint():
-    spec = spec_for("two", 2)
+    spec = spec_for("two")
     task = spec["task_template"]
     assert task["Resources"]["Reservations"]["GenericResources"] == [
         {"DiscreteResourceSpec": {"Kind": "NVIDIA-GPU", "Value": 2}}
@@ -237,7 +237,8 @@ def test_gpu_profile_reserves_generic_resources_and_leaves_devices_to_the_entryp
 
 
 def test_cpu_profile_reserves_nothing_and_keeps_gpus_hidden():
-    spec = spec_for("cpu", 0)
+    start = swarm_start(plan_for("cpu"))
+    spec = service_spec(start, name="jupyter-ann", command=[], env=start.environment)
     task = spec["task_template"]
     assert "Reservations" not in task["Resources"]
     assert "NVIDIA_VISIBLE_DEVICES=void" in task["ContainerSpec"]["Env"]
@@ -246,7 +247,7 @@ def test_cpu_profile_reserves_nothing_and_keeps_gpus_hidden():
 
 def test_hardening_limits_and_mounts_carry_over_from_the_plan():
     plan = plan_for("two")
-    spec = spec_for("two", 2)
+    spec = spec_for("two")
     container = spec["task_template"]["ContainerSpec"]
     assert container["User"] == "1000:100"
     assert container["CapabilityDrop"] == ["ALL"]
@@ -264,7 +265,7 @@ def test_hardening_limits_and_mounts_carry_over_from_the_plan():
 
 
 def test_port_is_published_in_host_mode_with_dns_round_robin():
-    endpoint = spec_for("cpu", 0)["endpoint_spec"]
+    endpoint = spec_for("cpu")["endpoint_spec"]
     assert endpoint == {
         "Mode": "dnsrr",
         "Ports": [

@@ -12,13 +12,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from spawner.host.deployment import (
-    default_limits,
-    ensure_self_signed_cert,
-    parse_cpu_limit,
-    parse_mem_limit,
-    split_names,
-)
+from spawner.environment import default_limits, parse_cpu_limit, parse_mem_limit
+from spawner.host.deployment import ensure_self_signed_cert, split_names
 
 
 def load(path) -> x509.Certificate:

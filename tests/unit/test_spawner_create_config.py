@@ -161,7 +161,7 @@ async def test_an_image_outside_allowed_images_is_a_400(spawner, allowed, option
 async def test_the_chosen_image_does_not_become_the_next_starts_default(spawner):
     spawner.allowed_images = ["singleuser:4"]
     await _created(spawner, {"image": "singleuser:4"})
-    spawner._plan = spawner._choice = None  # what the end of start() does
+    spawner._start = spawner._choice = None  # what the end of start() does
     assert (await _created(spawner, {}))["image"] == "cudaspawner/cpu:latest"
 
 
@@ -179,10 +179,10 @@ async def test_a_stopped_container_from_another_plan_is_recreated_not_restarted(
     spawner.gpu_inventory = ["GPU-a", "GPU-b"]
     spawner.profiles = [{"display_name": "GPU", "gpus": 1}]
     await spawner.apply_user_options(spawner, {})
-    plan = await spawner.start_plan()
+    start = await spawner.prepare_start()
     ours = {"org.cudaspawner.hub": "unit-hub"}
     old = {"Id": "old", "Config": {"Labels": {**ours, "org.cudaspawner.plan": "another"}}}
-    same = {"Id": "same", "Config": {"Labels": {**ours, "org.cudaspawner.plan": plan.fingerprint}}}
+    same = {"Id": "same", "Config": {"Labels": {**ours, "org.cudaspawner.plan": start.fingerprint}}}
 
     async def inspect_returns(container):
         async def fake(method, *args, **kwargs):
@@ -192,9 +192,9 @@ async def test_a_stopped_container_from_another_plan_is_recreated_not_restarted(
         spawner.docker = fake
 
     await inspect_returns(same)
-    await spawner._drop_outdated_container(plan)
+    await spawner._drop_outdated_container(start.fingerprint)
     assert not [c for c in spawner.calls if c[0] == "remove_container"]
     await inspect_returns(old)
-    await spawner._drop_outdated_container(plan)
+    await spawner._drop_outdated_container(start.fingerprint)
     assert [c[1] for c in spawner.calls if c[0] == "remove_container"] == [("old",)]
     assert spawner.object_id == ""
