@@ -4,22 +4,22 @@
 `read_environment` parses all of them once, when the hub loads its configuration, so a
 mistake stops the hub at start with a sentence naming the variable. `jupyterhub_config.py`,
 the operations service's and the SSH gateway's set-up read their values from it, and the
-README's table is printed from it (`python -m spawner.environment`). Pure: no spawner
-import, so any part of the hub side may use it.
+README's table is printed from it (`python -m spawner.environment`). Pure, and it imports
+no other part of the hub side, so any part may use it.
 """
 
 from __future__ import annotations
 
 import os
-import re
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from .sizes import ENVIRONMENT, read_size
+
 CUDA_IMAGE = "cudaspawner/pytorch-cuda:2.9-cuda12.8"
 _NONE = ("none", "off", "unlimited", "0")
-_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)b?\s*$", re.IGNORECASE)
 
 
 class SettingError(ValueError):
@@ -44,13 +44,14 @@ def parse_mem_limit(value: str) -> str | None:
     """A memory limit: "8G", "512M", "none" (no limit)."""
     if value.strip().lower() in _NONE:
         return None
-    m = _SIZE.match(value)
-    if not m or float(m.group(1)) <= 0:
+    read = read_size(value, ENVIRONMENT)
+    if read is None or read[0] <= 0:
         raise SettingError(
             f"CUDASPAWNER_MEM_LIMIT={value!r} is not a memory size: use a number with K, M, "
             "G or T (such as 8G or 512M), or 'none' for no limit."
         )
-    return f"{m.group(1)}{m.group(2).upper()}"
+    number = value.strip().rstrip("bB").rstrip("kmgtKMGT").strip()
+    return f"{number}{read[1].upper()}"
 
 
 def parse_cpu_limit(value: str, host_cpus: int) -> float | None:

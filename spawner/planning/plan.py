@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field, replace
 
@@ -22,6 +21,7 @@ from ..engine.hub_identity import HUB_LABEL
 from ..gpu.allocator import Gpu
 from ..gpu.device_requests import REQUEST_STYLES, gpu_environment
 from ..gpu.labels import PLAN_LABEL, container_labels
+from ..sizes import JUPYTERHUB, size_bytes
 from .choice import Choice
 from .hardening import Hardening, RootUserRefused, docker_socket_mounts, resolve_container_user
 
@@ -34,8 +34,6 @@ __all__ = [
     "image_facts",
     "make_plan",
 ]
-
-_BYTES_RE = re.compile(r"^([0-9]+(?:\.[0-9]+)?)([KMGT])$")
 
 
 class PlanRefused(ValueError):
@@ -135,13 +133,10 @@ class StartPlan:
 
 def memory_bytes(value: int | str | None) -> int | None:
     """A memory limit in bytes: an int, or "8G" (JupyterHub's K, M, G, T: powers of 1024)."""
-    if value is None or isinstance(value, int):
-        return value
-    match = _BYTES_RE.match(str(value).strip())
-    if not match:
-        raise ValueError(f"{value!r} is not a memory size such as '8G'.")
-    number, unit = match.groups()
-    return int(float(number) * 1024 ** ("KMGT".index(unit) + 1))
+    try:
+        return size_bytes(value, JUPYTERHUB)
+    except ValueError:
+        raise ValueError(f"{value!r} is not a memory size such as '8G'.") from None
 
 
 def make_plan(

@@ -16,9 +16,10 @@ import unicodedata
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
+from ..sizes import DOCKER, JUPYTERHUB, read_size
+from .profile_fields import parse_environment, parse_gpus, parse_names, parse_volumes
 from .quoting import admin_type as _admin_type
 from .quoting import excerpt as _excerpt
-from .quoting import join_counts as _join_counts
 
 __all__ = [
     "Profile",
@@ -33,13 +34,6 @@ __all__ = [
 SLUG_MAX = 64
 # Lower-case letters, digits, '-' and '_': safe in HTML ids, form field names and labels.
 SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
-# Sanity cap for counts: no Docker host has more GPUs than this; larger is a typo.
-MAX_GPUS = 1024
-# DockerSpawner's mem_limit (JupyterHub's ByteSpecification): a number and K, M, G or T.
-_MEM_RE = re.compile(r"^[0-9]+(\.[0-9]+)?[KMGT]$")
-# Docker's shm_size (docker-py parse_bytes): a number, optionally b, k, m or g (+ 'b').
-_SHM_RE = re.compile(r"^[0-9]+(\.[0-9]+)?([kmg]b?|b)?$", re.IGNORECASE)
-_ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 PROFILE_KEYS = (
     "slug",
@@ -216,7 +210,7 @@ def _parse_profile(index: int, entry: object) -> Profile:
             f"must be a non-empty image name such as 'repo/name:tag', not {_admin_type(image)}.",
         )
 
-    choices, gpu_default = _parse_gpus(entry.get("gpus", 0), fail)
+    choices, gpu_default = parse_gpus(entry.get("gpus", 0), fail)
 
     cpu_limit = entry.get("cpu_limit")
     if cpu_limit is not None:
@@ -230,7 +224,7 @@ def _parse_profile(index: int, entry: object) -> Profile:
         cpu_limit = float(cpu_limit)
 
     mem_limit = entry.get("mem_limit")
-    if mem_limit is not None and (not isinstance(mem_limit, str) or not _MEM_RE.match(mem_limit)):
+    if mem_limit is not None and read_size(mem_limit, JUPYTERHUB) is None:
         raise fail(
             "mem_limit",
             f"{_excerpt(mem_limit)} is not a memory size: write a number "
@@ -238,7 +232,7 @@ def _parse_profile(index: int, entry: object) -> Profile:
         )
 
     shm_size = entry.get("shm_size")
-    if shm_size is not None and (not isinstance(shm_size, str) or not _SHM_RE.match(shm_size)):
+    if shm_size is not None and read_size(shm_size, DOCKER) is None:
         raise fail(
             "shm_size",
             f"{_excerpt(shm_size)} is not a size: write a number and b, k, m or g, such as '2g'.",
@@ -255,133 +249,11 @@ def _parse_profile(index: int, entry: object) -> Profile:
         cpu_limit=cpu_limit,
         mem_limit=mem_limit,
         shm_size=shm_size,
-        environment=_parse_environment(entry.get("environment"), fail),
-        volumes=_parse_volumes(entry.get("volumes"), fail),
-        groups=_parse_names(entry.get("groups"), "groups", fail),
-        users=_parse_names(entry.get("users"), "users", fail),
+        environment=parse_environment(entry.get("environment"), fail),
+        volumes=parse_volumes(entry.get("volumes"), fail),
+        groups=parse_names(entry.get("groups"), "groups", fail),
+        users=parse_names(entry.get("users"), "users", fail),
     )
-
-
-def _parse_gpus(value: object, fail) -> tuple[tuple[int, ...], int]:
-    """gpus: an int (fixed), a list (choices, first is the default) or {choices, default}."""
-
-    def count(v: object, what: str) -> int:
-        if isinstance(v, bool) or not isinstance(v, int):
-            raise fail("gpus", f"{what} must be a whole number, not {_admin_type(v)}.")
-        if v < 0:
-            raise fail("gpus", f"{what} cannot be negative ({v}).")
-        if v > MAX_GPUS:
-            raise fail("gpus", f"{what} {v} is more than {MAX_GPUS}; is it a typo?")
-        return v
-
-    if isinstance(value, Mapping):
-        extra = [str(k) for k in value if k not in ("choices", "default")]
-        if extra:
-            raise fail(
-                "gpus", f"unknown key {extra[0]!r}; use {{'choices': [0, 1, 2], 'default': 1}}."
-            )
-        if "choices" not in value:
-            raise fail(
-                "gpus", "a dict needs 'choices', such as {'choices': [0, 1, 2], 'default': 1}."
-            )
-        listed = value["choices"]
-        given_default = value.get("default")
-    elif isinstance(value, (list, tuple)):
-        listed, given_default = value, None
-    else:
-        fixed = count(value, "the GPU count")
-        return (fixed,), fixed
-
-    if not isinstance(listed, (list, tuple)) or not listed:
-        raise fail(
-            "gpus", f"choices must be a non-empty list of GPU counts, not {_admin_type(listed)}."
-        )
-    counts = [count(v, "each GPU choice") for v in listed]
-    if len(set(counts)) != len(counts):
-        raise fail("gpus", f"choices {counts} list a count twice.")
-    if given_default is None:
-        gpu_default = counts[0]
-    else:
-        gpu_default = count(given_default, "the default GPU count")
-        if gpu_default not in counts:
-            raise fail(
-                "gpus",
-                f"the default {gpu_default} is not among the choices "
-                f"{_join_counts(sorted(counts))}.",
-            )
-    return tuple(sorted(counts)), gpu_default
-
-
-def _parse_environment(value: object, fail) -> dict[str, str]:
-    if value is None:
-        return {}
-    if not isinstance(value, Mapping):
-        raise fail("environment", f"must be a dict of name -> string, not {_admin_type(value)}.")
-    env: dict[str, str] = {}
-    for k, v in value.items():
-        if not isinstance(k, str) or not _ENV_NAME_RE.match(k):
-            raise fail("environment", f"{_excerpt(k)} is not a valid variable name.")
-        if not isinstance(v, str):
-            raise fail(
-                "environment",
-                f"the value of {k} must be a string (quote numbers), not {_admin_type(v)}.",
-            )
-        env[k] = v
-    return env
-
-
-def _parse_volumes(value: object, fail) -> dict:
-    """DockerSpawner's format: {source: target} or {source: {"bind": target, "mode": m}}."""
-    if value is None:
-        return {}
-    if not isinstance(value, Mapping):
-        raise fail(
-            "volumes", f"must be a dict of source -> container path, not {_admin_type(value)}."
-        )
-    volumes: dict = {}
-    for source, target in value.items():
-        if not isinstance(source, str) or not source:
-            raise fail("volumes", f"source {_excerpt(source)} must be a non-empty string.")
-        if isinstance(target, str) and target.startswith("/"):
-            volumes[source] = target
-            continue
-        if isinstance(target, Mapping):
-            extra = [str(k) for k in target if k not in ("bind", "mode")]
-            bind, mode = target.get("bind"), target.get("mode", "rw")
-            if (
-                not extra
-                and isinstance(bind, str)
-                and bind.startswith("/")
-                and mode
-                in (
-                    "ro",
-                    "rw",
-                )
-            ):
-                volumes[source] = {"bind": bind, "mode": mode}
-                continue
-        raise fail(
-            "volumes",
-            f"{source!r} must map to an absolute container path such as '/data', or to "
-            "{'bind': '/data', 'mode': 'ro'} (mode 'ro' or 'rw').",
-        )
-    return volumes
-
-
-def _parse_names(value: object, key: str, fail) -> frozenset[str] | None:
-    if value is None:
-        return None
-    if isinstance(value, str):
-        raise fail(key, f"must be a list of names such as [{value!r}], not a single string.")
-    if not isinstance(value, (list, tuple, set, frozenset)):
-        raise fail(key, f"must be a list of names, not {_admin_type(value)}.")
-    for name in value:
-        if not isinstance(name, str) or not name:
-            raise fail(key, f"{_excerpt(name)} is not a name (a non-empty string).")
-    return frozenset(value)
-
-
-# --- who may use what ---------------------------------------------------------------------
 
 
 def profiles_for_user(

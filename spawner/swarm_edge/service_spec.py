@@ -24,7 +24,8 @@ from pathlib import Path
 
 from ..docker_edge.container_spec import EngineStart
 from ..gpu.cluster import GPU_KIND
-from ..planning.plan import StartPlan, memory_bytes
+from ..planning.plan import StartPlan
+from ..sizes import DOCKER, size_bytes
 
 ENTRYPOINT_SOURCE = (Path(__file__).with_name("task_entrypoint.py")).read_text()
 
@@ -86,7 +87,7 @@ def swarm_start(
             {
                 "Type": "tmpfs",
                 "Target": "/dev/shm",
-                "TmpfsOptions": {"SizeBytes": memory_bytes(_upper(hardening.shm_size))},
+                "TmpfsOptions": {"SizeBytes": size_bytes(hardening.shm_size, DOCKER)},
             }
         )
     container = {
@@ -166,11 +167,6 @@ def service_spec(
         "task_template": task,
         "endpoint_spec": {"Mode": "dnsrr", "Ports": [ports]},
     }
-
-
-def _upper(size: str | int) -> str | int:
-    # Docker's shm sizes are written "2g"; the plan's parser wants JupyterHub's "2G".
-    return size.upper() if isinstance(size, str) else size
 
 
 def published_ports(services: Iterable[Mapping]) -> set[int]:
