@@ -50,7 +50,8 @@ fi
 export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1
 cd "$repo"
 "$VENV/bin/ruff" check . && "$VENV/bin/ruff" format --check .
-"$VENV/bin/pytest" -p no:cacheprovider "$@"
+# The slowest tests are listed at the end: where the run's time goes.
+"$VENV/bin/pytest" -p no:cacheprovider --durations=25 "$@"
 # DockerSpawner's own published suite against ours (tests/upstream/README.md), on
 # whole-suite runs only (no arguments).
 [ $# -gt 0 ] || "$repo/tests/upstream/run.sh"

@@ -59,18 +59,25 @@ def docker_start(
     names += [f"IP:{plan.address}"] if plan.address else []
     names += [f"DNS:{user_domain}"] if user_domain else []
     return DockerStart(
-        profile=plan.profile,
-        fingerprint=plan.fingerprint,
-        gpu_ids=plan.gpu_ids,
-        environment=dict(plan.environment),
-        command=plan.command,
-        user=plan.user,
+        **hook_fields(plan),
         address=plan.address,
         alt_names=tuple(names),
         host_config=host_config(plan, admin_host),
         create_kwargs=create_kwargs(plan, admin_create, networking),
-        mounts=dict(plan.mounts),
     )
+
+
+def hook_fields(plan: StartPlan) -> dict:
+    """The `EngineStart` fields every engine takes from the plan as they are."""
+    return {
+        "profile": plan.profile,
+        "fingerprint": plan.fingerprint,
+        "gpu_ids": plan.gpu_ids,
+        "environment": dict(plan.environment),
+        "command": plan.command,
+        "user": plan.user,
+        "mounts": dict(plan.mounts),
+    }
 
 
 def host_config(plan: StartPlan, admin: dict) -> dict:

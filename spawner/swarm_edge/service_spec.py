@@ -22,7 +22,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..docker_edge.container_spec import EngineStart
+from ..docker_edge.container_spec import EngineStart, hook_fields
 from ..gpu.cluster import GPU_KIND
 from ..planning.plan import StartPlan
 from ..sizes import DOCKER, size_bytes
@@ -128,13 +128,7 @@ def swarm_start(
     if network:
         task["Networks"] = [{"Target": network}]
     return SwarmStart(
-        profile=plan.profile,
-        fingerprint=plan.fingerprint,
-        gpu_ids=plan.gpu_ids,
-        environment=dict(plan.environment),
-        command=plan.command,
-        user=plan.user,
-        mounts=dict(plan.mounts),
+        **hook_fields(plan),
         gpu_count=plan.gpu_count,
         spec={
             "labels": dict(plan.labels),
