@@ -203,6 +203,7 @@ class Verifier:
         self.versions: dict[str, Any] = dict(NO_VERSIONS)
         self._process: subprocess.Popen | None = None
         self._task: asyncio.Task | None = None
+        self._stopping = False  # the server is shutting down: no worker may keep running
 
     @property
     def next_run_allowed_at(self) -> float | None:
@@ -251,6 +252,8 @@ class Verifier:
 
     def _remember_process(self, process: subprocess.Popen) -> None:
         self._process = process
+        if self._stopping:  # shutdown began while the worker was being started
+            _kill_group(process)
 
     def _run_blocking(self) -> WorkerOutcome:
         # expected_gpus may wait for the first GPU sample: this runs in a worker thread.
@@ -272,7 +275,9 @@ class Verifier:
         log.info("GPU verification finished: %s. %s", self.summary, self.message)
 
     def stop(self) -> None:
-        """Stop a running worker (the server is shutting down)."""
+        """Stop a running worker, or one about to start (the server is shutting down):
+        a server stop never waits for a verification to finish."""
+        self._stopping = True
         process = self._process
         if process is not None and process.poll() is None:
             _kill_group(process)

@@ -14,10 +14,7 @@ if [ "${1:-}" = --fast ]; then
     { log "The tests' CPU torch is not installed yet: run 'bash scripts/test.sh' once first."; exit 1; }
   cd "$repo"
   "$VENV/bin/ruff" check . && "$VENV/bin/ruff" format --check .
-  # tests/browser also runs the front end's vitest suite (npm): not pure, left out.
-  exec "$VENV/bin/pytest" -p no:cacheprovider -q -m "not docker and not hub and not gpu" \
-    tests/unit tests/notebook tests/integration tests/setup tests/ssh tests/ops tests/swarm \
-    tests/neighbour "$@"
+  exec "$VENV/bin/pytest" -p no:cacheprovider -q --lane=pure "$@"
 fi
 
 # chromium: the browser tests; libatomic1: Playwright's own Node driver links it (a bare
@@ -50,8 +47,44 @@ fi
 export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1
 cd "$repo"
 "$VENV/bin/ruff" check . && "$VENV/bin/ruff" format --check .
-# The slowest tests are listed at the end: where the run's time goes.
-"$VENV/bin/pytest" -p no:cacheprovider --durations=25 "$@"
-# DockerSpawner's own published suite against ours (tests/upstream/README.md), on
-# whole-suite runs only (no arguments).
-[ $# -gt 0 ] || "$repo/tests/upstream/run.sh"
+# Chosen tests (arguments): one pytest run, as asked.
+if [ $# -gt 0 ]; then
+  exec "$VENV/bin/pytest" -p no:cacheprovider "$@"
+fi
+# The whole suite as lanes side by side (tests/conftest.py: LANES), most of a hub test being
+# waiting: the engine lane (hubs with simulated GPUs, browser) in front; beside it the hubs
+# that hold no GPU, under a container prefix of their own; and, one after the other, the
+# pure tests, the Swarm tests (engines of their own) and DockerSpawner's own published
+# suite against ours (tests/upstream/README.md). The slowest tests of each are listed.
+lanes=$(mktemp -d)
+lane() {
+  local name=$1 rc=0
+  shift
+  "$@" >"$lanes/$name.log" 2>&1 || rc=$?
+  echo "$rc" >"$lanes/$name.rc"
+}
+pytest=("$VENV/bin/pytest" -p no:cacheprovider -q --durations=10)
+lane beside env CUDASPAWNER_TEST_PREFIX=jupybeside "${pytest[@]}" --lane=beside &
+{
+  lane pure "${pytest[@]}" --lane=pure
+  lane swarm "${pytest[@]}" --lane=swarm
+  lane upstream "$repo/tests/upstream/run.sh"
+} &
+set +e
+"$VENV/bin/pytest" -p no:cacheprovider --durations=25 --lane=engine
+engine=$?
+wait
+set -e
+failed=()
+[ "$engine" -eq 0 ] || failed+=(engine)
+for name in beside pure swarm upstream; do
+  log "lane $name:"
+  cat "$lanes/$name.log"
+  [ "$(cat "$lanes/$name.rc" 2>/dev/null)" = 0 ] || failed+=("$name")
+done
+rm -rf "$lanes"
+if [ ${#failed[@]} -gt 0 ]; then
+  log "FAILED lanes: ${failed[*]}"
+  exit 1
+fi
+log "all lanes passed"

@@ -2,9 +2,68 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 pytest_plugins = ["pytest_jupyter.jupyter_server"]
+
+# scripts/test.sh runs the suite as lanes side by side; together they are every test.
+LANES = {
+    "pure": "no Docker engine, hub, browser or GPU",
+    "swarm": "the Swarm tests: engines of their own",
+    "beside": "this host's engine, with hubs that start no GPU container (so they may run "
+    "beside the GPU tests; test.sh gives them a container prefix of their own)",
+    "engine": "everything else: this host's engine, hubs with simulated GPUs, the browser",
+}
+# Files of the "beside" lane: their hubs hold no GPU, so the GPU tests' hubs, which count
+# every GPU the engine's other containers hold as taken, never see them.
+BESIDE = {
+    "tests/integration/test_security.py",
+    "tests/integration/test_security_login.py",
+    "tests/integration/test_user_origins_hub.py",
+    "tests/integration/test_hub_ports.py",
+    "tests/integration/test_image.py",
+    "tests/integration/test_cuda_image.py",
+    "tests/neighbour/test_users_seat.py",
+    "tests/ops/test_culler_hub.py",
+    "tests/setup/test_setup_scripts.py",
+    "tests/browser/test_default_deployment.py",
+    "tests/browser/test_ssh_keys_page.py",
+    "tests/browser/test_gpu_panel.py",
+    "tests/browser/test_frontend_unit.py",
+}
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def pytest_addoption(parser):
+    parser.addoption(
+        "--lane",
+        choices=sorted(LANES),
+        help="run one lane of the suite: "
+        + "; ".join(f"{name}: {meaning}" for name, meaning in LANES.items()),
+    )
+
+
+def lane_of(item) -> str:
+    """The lane a test runs in (see LANES)."""
+    path = Path(str(item.fspath)).resolve().relative_to(ROOT)
+    needs = {m.name for m in item.iter_markers()} & {"docker", "hub", "gpu", "browser"}
+    if not needs and "browser" not in path.parts:
+        return "pure"
+    if "swarm" in path.parts:
+        return "swarm"
+    return "beside" if path.as_posix() in BESIDE else "engine"
+
+
+def pytest_collection_modifyitems(config, items):
+    lane = config.getoption("--lane")
+    if not lane:
+        return
+    dropped = [item for item in items if lane_of(item) != lane]
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = [item for item in items if lane_of(item) == lane]
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)

@@ -29,8 +29,9 @@ TEST_NETWORK = "cudaspawner-test"
 TEST_LABEL = "org.cudaspawner.test-hub"
 # Test hubs name their containers and home volumes apart from a deployment on the same
 # engine (whose servers are jupyter-<user>, cudaspawner-home-<user>), and each has its own
-# hub identity, so the suite can run beside a live hub and touches only what it made.
-TEST_PREFIX = "jupytest"
+# hub identity, so the suite can run beside a live hub and touches only what it made. A lane
+# of test.sh that runs beside another on the same engine has a prefix of its own.
+TEST_PREFIX = os.environ.get("CUDASPAWNER_TEST_PREFIX", "jupytest")
 DOMAIN = "hub.localhost"  # the default deployment's public name
 HUB_LABEL = "org.cudaspawner.hub"
 

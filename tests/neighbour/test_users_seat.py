@@ -11,7 +11,7 @@ import re
 import pytest
 
 from spawner.host.security_headers import HEADERS
-from tests.hubtools import Browser
+from tests.hubtools import TEST_PREFIX, Browser
 from tests.ssh.sshtools import (
     SshTarget,
     has_openssh_client,
@@ -97,7 +97,7 @@ def test_a_deleted_accounts_files_and_keys_never_reach_a_new_account_of_that_nam
     from tests.integration.test_security import approve, logged_in, signup
 
     hub, admin = deployment.hub, deployment.admin
-    name, volume = "nbcarol", "jupytest-home-nbcarol"
+    name, volume = "nbcarol", f"{TEST_PREFIX}-home-nbcarol"
     port = int(hub.env["CUDASPAWNER_SSH_PORT"])
     target = SshTarget(port, tmp_path / "known_hosts")
     write_known_hosts(hub.data_dir, port, target.known_hosts)

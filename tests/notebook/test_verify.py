@@ -210,3 +210,18 @@ def test_summary_is_fail_if_any_check_failed_else_no_gpu_or_pass():
         "no_gpu",
         "No GPU is assigned to this server, and PyTorch is not installed.",
     )
+
+
+def test_a_worker_started_as_the_server_shuts_down_is_stopped_at_once():
+    # The server began stopping while the verification's worker was being started (it waits
+    # for the first GPU sample first): the worker must not run on and hold the stop up.
+    import subprocess
+    import sys
+
+    from nbextension.verify import Verifier
+
+    verifier = Verifier(python=sys.executable)
+    verifier.stop()
+    worker = subprocess.Popen(["sleep", "60"], start_new_session=True)
+    verifier._remember_process(worker)
+    assert worker.wait(timeout=5) is not None
