@@ -20,7 +20,7 @@ from dockerspawner import DockerSpawner
 from traitlets import default
 
 from ..engine import failures, foreign_objects, hub_identity
-from ..gpu.allocator import Gpu, GpuAllocationError, GpuQuotaExceeded, plural
+from ..gpu.allocator import Gpu, GpuAllocationError, GpuQuotaExceeded, GpuUnavailable, plural
 from ..gpu.engine_view import EngineReads, docker_reads
 from ..gpu.host import GpuHost
 from ..host.internal_ssl import (
@@ -36,11 +36,12 @@ from ..planning.site_config import SiteConfig
 from ..services.hub_metrics import record_refusal, record_spawn
 from .account_volumes import AccountVolumes
 from .container_spec import DockerStart, EngineStart, docker_start, made_from
+from .gpu_line import WaitsInLine
 from .progress import Progress, wait_listening
 from .user_choice import UserChoice
 
 
-class CUDADockerSpawner(UserChoice, AccountVolumes, SiteConfig, DockerSpawner):
+class CUDADockerSpawner(UserChoice, WaitsInLine, AccountVolumes, SiteConfig, DockerSpawner):
     """A DockerSpawner for GPU notebooks; see docs/ for the whole picture."""
 
     _inspect_own = "inspect_container"  # the Docker call that inspects what a server runs in
@@ -161,9 +162,16 @@ class CUDADockerSpawner(UserChoice, AccountVolumes, SiteConfig, DockerSpawner):
             return ()
         host = await self.gpu_host()
         try:
-            gpus = await host.reserve(
-                self.server_key, self.user.name, self._group_names(), count, self._engine
-            )
+            gpus = await self._line_reserve(choice, host) if self.gpu_line else None
+            if gpus is None:
+                try:
+                    gpus = await host.reserve(
+                        self.server_key, self.user.name, self._group_names(), count, self._engine
+                    )
+                except GpuUnavailable:
+                    if not (self.gpu_line and choice.wait):
+                        raise
+                    gpus = await self._wait_in_line(choice, host)
         except GpuAllocationError as e:
             reason = "gpu_quota" if isinstance(e, GpuQuotaExceeded) else "no_free_gpu"
             record_refusal(

@@ -47,6 +47,7 @@ class UserChoice(HasTraits):
         """apply_user_options: validate the choice once per start, before anything is made."""
         self._start, self._progress = None, Progress()
         self._choice = await self.validated_choice(user_options)
+        self._allow_waiting(self._choice)
 
     # --- data this spawner hands the pure modules ----------------------------------------
     def _group_names(self) -> list[str]:
@@ -84,6 +85,7 @@ class UserChoice(HasTraits):
             template_path=self.options_form_template or None,
             log=self.log,
             per_profile=per_profile,
+            can_wait=self.gpu_line,
         )
 
     async def _form_gpus(self, visible: list[Profile]):

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import deque
 from collections.abc import Iterable
 
 from ..engine.hub_identity import is_ours
@@ -25,6 +26,7 @@ from .claims import GpuClaim, container_claim, resolve
 from .engine_view import ContainerLister, EngineReads, EventReader, Inspector
 from .inventory import load_inventory
 from .labels import ACTIVE_STATES, GPUS_LABEL, holding_from_labels
+from .waiting_line import HeldGpu
 
 # Event actions after which a container runs / no longer holds anything.
 _STARTED = {"start", "restart", "unpause"}
@@ -148,6 +150,10 @@ class GpuHost:
         self.log = log
         self._rebuilt = False
         self.outside = OutsideGpus(hub_id, log)
+        # For the line's estimate: when each server was given its GPUs (by this process),
+        # and how long the last servers held theirs.
+        self.since: dict[str, float] = {}
+        self.recent_holds: deque[float] = deque(maxlen=50)
 
     @classmethod
     async def shared(
@@ -189,6 +195,17 @@ class GpuHost:
         table yet, hence nothing to free: it is built from the running containers later."""
         if cls._instance is not None:
             cls._instance.allocator.release(server_key)
+            since = cls._instance.since.pop(server_key, None)
+            if since is not None:
+                cls._instance.recent_holds.append(time.time() - since)
+
+    def held_gpus(self) -> list[HeldGpu]:
+        """Every GPU servers of this hub hold, with when it was given where known."""
+        return [
+            HeldGpu(since=self.since.get(h.server))
+            for h in self.allocator.holdings().values()
+            for _ in h.gpus
+        ]
 
     @classmethod
     def reset(cls) -> None:
@@ -259,4 +276,7 @@ class GpuHost:
         async with self.allocator.lock:
             await self._ensure_rebuilt(engine.containers)
             await self._see_outside(engine)
-            return self.allocator.reserve(server_key, user, list(groups), count)
+            gpus = self.allocator.reserve(server_key, user, list(groups), count)
+            if gpus:
+                self.since[server_key] = time.time()
+            return gpus

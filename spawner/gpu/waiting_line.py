@@ -126,7 +126,7 @@ class WaitingLine:
 class HeldGpu:
     """What is known of when one held GPU of a pool frees."""
 
-    since: float
+    since: float | None  # when it was given (None: before this hub process started)
     reclaim_at: float | None = None  # the idle reclaim's stop time, when a warning stands
     held_until: float | None = None  # since + the admin's maximum holding time, if any
 
@@ -166,7 +166,7 @@ def estimate(
             known.append((gpu.reclaim_at, "a GPU held by an idle server is reclaimed at {at}"))
         if gpu.held_until is not None:
             known.append((gpu.held_until, "a GPU reaches its maximum holding time at {at}"))
-        if typical is not None and gpu.since + typical > now:
+        if typical is not None and gpu.since is not None and gpu.since + typical > now:
             # A GPU already held longer than usual says nothing about when it frees.
             known.append((gpu.since + typical, "GPUs of this kind are usually held {typical}"))
         if known:

@@ -5,8 +5,9 @@ query or the REST API; every bad value becomes a `UserOptionsError` whose messag
 field and the allowed values, never echoes more than a short, quoted excerpt, and never
 reveals a profile the user may not use.
 
-The contract is ``{"profile": "<slug>", "gpus": <int>}``; ``gpus`` may be left out (or null)
-for the profile's default, and ``{}`` means the user's default profile. A GPU count is a
+The contract is ``{"profile": "<slug>", "gpus": <int>, "wait": <bool>}``; ``gpus`` may be
+left out (or null) for the profile's default, ``{}`` means the user's default profile, and
+``"wait": true`` asks to wait in line when the GPUs are busy (a GPU choice only). A GPU count is a
 whole number: an int (not a bool, not a float, so ``2.0`` is refused) or a string of ASCII
 digits such as ``"2"`` (what a form posts). Where the admin set DockerSpawner's
 `allowed_images`, ``{"image": "<key>"}`` chooses among them as it does in DockerSpawner.
@@ -23,7 +24,7 @@ from .quoting import join_counts, plural_s, quote, short_int, user_type
 
 __all__ = ["Choice", "UserOptionsError", "parse_gpu_count", "validate_user_options"]
 
-OPTION_KEYS = ("profile", "gpus", "image")
+OPTION_KEYS = ("profile", "gpus", "image", "wait")
 # A GPU count string is at most this many ASCII digits (anything longer is absurd).
 _GPU_DIGITS_RE = re.compile(r"^[0-9]{1,6}$")
 IMAGE_MAX = 255
@@ -39,10 +40,11 @@ class UserOptionsError(ValueError):
 
 @dataclass(frozen=True)
 class Choice:
-    """A validated user choice: which profile, and how many GPUs."""
+    """A validated user choice: which profile, how many GPUs, and whether to wait for them."""
 
     profile: Profile
     gpus: int
+    wait: bool = False  # when the GPUs are busy: a place in line instead of a refusal
 
 
 def validate_user_options(
@@ -60,6 +62,8 @@ def validate_user_options(
     ``{"image": ...}`` option valid; `gpus_on_host` 0 refuses any GPU (None: not known).
     """
     choice = _choose(options, visible, images)
+    if isinstance(options, Mapping) and "wait" in options:
+        choice = replace(choice, wait=_parse_wait(options["wait"], choice.gpus))
     if choice.gpus and gpus_on_host == 0:
         # Profiles may offer GPUs on hosts that have none (a shared config); be plain.
         raise UserOptionsError(
@@ -83,7 +87,7 @@ def _choose(
         first = unknown[0]
         shown = quote(first) if isinstance(first, str) else user_type(first)
         raise UserOptionsError(
-            f"Unknown option {shown}{more}. Only 'profile' and 'gpus' are accepted.",
+            f"Unknown option {shown}{more}. Only 'profile', 'gpus' and 'wait' are accepted.",
             field=first if isinstance(first, str) and len(first) <= SLUG_MAX else "user_options",
         )
 
@@ -93,7 +97,7 @@ def _choose(
             field="profile",
         )
 
-    if not options:
+    if not {k: v for k, v in options.items() if k != "wait"}:
         profile = default_profile(visible)
         assert profile is not None  # visible is not empty
         return Choice(profile, profile.gpu_default)
@@ -171,6 +175,20 @@ def _chosen_profile(value: object, given: bool, visible: list[Profile]) -> Profi
         f"Pick one of: {_offered(visible)}.",
         field="profile",
     )
+
+
+def _parse_wait(value: object, gpus: int) -> bool:
+    """'wait': true or false (JSON), or a form checkbox's "on"; only a GPU choice waits."""
+    if value in (True, "on", "true", "1"):
+        if gpus == 0:
+            raise UserOptionsError(
+                "'wait' is for GPUs: this choice asks for none, so it starts without waiting.",
+                field="wait",
+            )
+        return True
+    if value in (False, None, "false", "0", ""):
+        return False
+    raise UserOptionsError(f"'wait' must be true or false, not {user_type(value)}.", field="wait")
 
 
 def parse_gpu_count(value: object) -> int:

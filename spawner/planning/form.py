@@ -81,6 +81,8 @@ class ProfileCard:
         None  # the limit this card's server gets: the profile's, else the site's
     )
     cpu_limit: str | None = None
+    wait_offered: bool = False  # some count is not free now: "wait in line" can be asked
+    wait_checked: bool = False  # none is: waiting is what starting means
 
     @property
     def slug(self) -> str:
@@ -89,6 +91,10 @@ class ProfileCard:
     @property
     def gpu_field(self) -> str:
         return f"gpus-{self.profile.slug}"
+
+    @property
+    def wait_field(self) -> str:
+        return f"wait-{self.profile.slug}"
 
     @property
     def fixed_gpus_label(self) -> str:
@@ -132,21 +138,27 @@ def _card(
     gpus_on_host: int,
     wanted_gpus: int,
     site: SiteLimits = SiteLimits(),
+    can_wait: bool = False,
 ) -> ProfileCard:
     free = availability.free if availability else None
     reason = availability.reason if availability else None
+    total = availability.total if availability else gpus_on_host
+    # With the line for busy GPUs, a count the pool has but not free now can be waited for.
+    waitable = can_wait and gpus_on_host > 0 and reason is None and free is not None
     if gpus_on_host <= 0:
         free = 0
         if reason is None and profile.min_gpus > 0:
             reason = "This host has no GPUs"
     elif reason is None and free is not None and profile.min_gpus > free:
-        total = availability.total if availability else gpus_on_host
-        reason = f"needs {_gpus_label(profile.min_gpus)}, {free} free of {total}"
+        if not (waitable and profile.min_gpus <= total):
+            reason = f"needs {_gpus_label(profile.min_gpus)}, {free} free of {total}"
     disabled = reason is not None
 
-    options: list[tuple[int, bool]] = [
-        (n, disabled or (free is not None and n > free)) for n in profile.gpu_choices
-    ]
+    def unavailable(n: int) -> bool:
+        short = free is not None and n > free
+        return disabled or (short and not (waitable and n <= total))
+
+    options: list[tuple[int, bool]] = [(n, unavailable(n)) for n in profile.gpu_choices]
     enabled = [n for n, off in options if not off]
     # Preselect the wanted count if it can be had, else the nearest smaller one, else the
     # smallest available: a disabled selected option would be left out of the post.
@@ -160,7 +172,7 @@ def _card(
         gpu_options = tuple(
             GpuOption(
                 count=n,
-                label=_gpus_label(n) + (f" (only {free} free)" if off and not disabled else ""),
+                label=_gpus_label(n) + _short_note(n, off, disabled, free),
                 disabled=off,
                 selected=n == pick,
             )
@@ -183,7 +195,17 @@ def _card(
         total=(availability.total if availability else gpus_on_host) if gpus_on_host else None,
         mem_limit=memory_label(profile.mem_limit or site.mem_limit),
         cpu_limit=f"{cpu:g}" if cpu else None,  # 0 is DockerSpawner's "no limit"
+        wait_offered=waitable and not disabled and profile.max_gpus > (free or 0),
+        wait_checked=waitable and not disabled and profile.min_gpus > (free or 0),
     )
+
+
+def _short_note(n: int, off: bool, disabled: bool, free: int | None) -> str:
+    if off and not disabled:
+        return f" (only {free} free)"
+    if not off and free is not None and n > free:
+        return " (wait in line)"
+    return ""
 
 
 def build_cards(
@@ -192,13 +214,14 @@ def build_cards(
     availability: Mapping[str, ProfileAvailability] | None,
     gpus_on_host: int,
     site: SiteLimits = SiteLimits(),
+    can_wait: bool = False,
 ) -> list[ProfileCard]:
     """One card per visible profile; the last choice (else the default) is checked."""
     availability = availability or {}
     cards = []
     for p in visible:
         wanted = selected.gpus if selected and selected.profile.slug == p.slug else p.gpu_default
-        cards.append(_card(p, availability.get(p.slug), gpus_on_host, wanted, site))
+        cards.append(_card(p, availability.get(p.slug), gpus_on_host, wanted, site, can_wait))
     usable = [c for c in cards if not c.disabled]
     preferred = [selected.profile.slug] if selected else []
     fallback = default_profile([c.profile for c in usable])
@@ -259,15 +282,17 @@ def render_form(
     template_path: str | None = None,
     error: str | None = None,
     site: SiteLimits = SiteLimits(),
+    can_wait: bool = False,
 ) -> str:
     """The HTML for inside JupyterHub's spawn form.
 
     `availability` maps slug -> ProfileAvailability (None: unknown, nothing disabled for
     lack of GPUs); `gpus_on_host` 0 hides every GPU choice. `template_path` is the admin's
     template (see templates/profiles_form.html for the variables it receives); `site`
-    gives the limits shown on cards whose profile sets none.
+    gives the limits shown on cards whose profile sets none; `can_wait` offers the line for
+    busy GPUs where a count is not free now.
     """
-    cards = build_cards(visible, selected, availability, gpus_on_host, site)
+    cards = build_cards(visible, selected, availability, gpus_on_host, site, can_wait)
     return _template(template_path).render(
         cards=cards,
         profiles=list(visible),
@@ -287,6 +312,7 @@ def spawn_form(
     template_path: str | None = None,
     log: logging.Logger | None = None,
     per_profile: Mapping[str, ProfileAvailability] | None = None,
+    can_wait: bool = False,
 ) -> str:
     """One user's spawn form: their last choice preselected while it is still valid, the
     GPUs free now (`free` None: unknown, nothing disabled for lack of GPUs). `per_profile`
@@ -303,10 +329,10 @@ def spawn_form(
         selected = None
     args = (visible, selected, availability, total)
     try:
-        return render_form(*args, template_path=template_path, site=site)
+        return render_form(*args, template_path=template_path, site=site, can_wait=can_wait)
     except FormTemplateError as e:
         (log or logging.getLogger(__name__)).error("%s Falling back to the built-in form.", e)
-        return render_form(*args, site=site)
+        return render_form(*args, site=site, can_wait=can_wait)
 
 
 def _single(formdata: Mapping[str, object], key: str) -> str | None:
@@ -351,4 +377,6 @@ def options_from_form(formdata: Mapping[str, object]) -> dict:
         gpus = _single(formdata, "gpus")
     if gpus is not None:
         options["gpus"] = parse_gpu_count(gpus)
+    if profile and _single(formdata, f"wait-{profile}") is not None:
+        options["wait"] = True  # the chosen card's "wait in line" box (a checkbox posts "on")
     return options

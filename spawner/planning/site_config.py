@@ -16,6 +16,7 @@ from traitlets import (
     Bool,
     CaselessStrEnum,
     Dict,
+    Float,
     HasTraits,
     Integer,
     List,
@@ -29,6 +30,7 @@ from traitlets import (
 from ..accounts.usernames import HOME_VOLUME_TEMPLATE
 from ..engine.hub_identity import data_directory, hub_identity, valid_hub_id
 from ..gpu.host import GpuHost
+from ..gpu.line_store import LINE_FILE
 from .hardening import Hardening
 from .plan import SiteSettings
 from .profiles import ProfileConfigError, parse_profiles
@@ -205,6 +207,32 @@ class SiteConfig(HasTraits):
         help="Most GPUs a member of each group may hold at once, e.g. {'students': 1}. "
         "A user in several groups gets the most generous of them.",
     )
+    gpu_line = Bool(
+        True,
+        config=True,
+        help="""The line for busy GPUs: a GPU start that finds its GPUs taken may wait in line
+        ("Wait for a GPU" on the form, "wait": true in the REST API) and starts by itself
+        when its turn comes and its GPUs free. False: such a start is refused (409).""",
+    )
+    gpu_line_max_wait = Float(
+        8 * 3600.0,
+        config=True,
+        help="Seconds a place in the line for GPUs is kept (the user may close the browser) "
+        "before it expires with a sentence.",
+    )
+    gpu_line_file = Unicode(
+        config=True,
+        help="The SQLite file that keeps the line for GPUs. Default: gpu-line.sqlite beside "
+        "the hub's database (the data directory).",
+    )
+
+    @default("gpu_line_file")
+    def _default_gpu_line_file(self) -> str:
+        try:
+            db_url = str(self.config.JupyterHub.get("db_url", ""))
+        except AttributeError:  # no config loaded (a spawner made by hand)
+            db_url = ""
+        return str(data_directory(db_url, os.getcwd()) / LINE_FILE)
 
     @validate("profiles")
     def _validate_profiles(self, proposal):

@@ -15,7 +15,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from prometheus_client import REGISTRY, Counter, Histogram
+from prometheus_client import REGISTRY, Counter, Gauge, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
@@ -43,6 +43,33 @@ SPAWN_DURATION = Histogram(
     ["profile"],
     buckets=(1, 2, 3, 5, 8, 13, 20, 30, 60, 120, float("inf")),
 )
+
+
+GPU_LINE_LENGTH = Gauge(
+    "cudaspawner_gpu_line_length",
+    "Starts waiting in the line for busy GPUs, per pool.",
+    ["pool"],
+)
+GPU_LINE_WAIT = Histogram(
+    "cudaspawner_gpu_line_wait_seconds",
+    "Seconds a start waited in the line for GPUs before its GPUs were given.",
+    buckets=(5, 30, 60, 300, 900, 1800, 3600, 7200, 14400, 28800, float("inf")),
+)
+GPU_LINE_STARTS = Counter(
+    "cudaspawner_gpu_line_starts",
+    "Servers the hub started by itself from the line for GPUs.",
+)
+
+
+def record_line(pool: str, length: int) -> None:
+    """The pool's line length, after someone joined or left it."""
+    GPU_LINE_LENGTH.labels(pool).set(length)
+
+
+def record_line_start(waited: float) -> None:
+    """A start from the line: how long it waited."""
+    GPU_LINE_WAIT.observe(waited)
+    GPU_LINE_STARTS.inc()
 
 
 def record_refusal(

@@ -89,6 +89,11 @@ class CUDASwarmSpawner(CUDADockerSpawner, SwarmSpawner):
         them): the hub and proxy reach a server at its node's address and this port.""",
     )
 
+    @default("gpu_line")
+    def _default_gpu_line(self) -> bool:
+        # The line for busy GPUs waits on this host's GPU table; a cluster's is Swarm's.
+        return False
+
     @default("pull_policy")
     def _default_pull_policy(self) -> str:
         # The manager inspects the image for the plan; nodes pull it themselves.

@@ -61,6 +61,7 @@ class Page(HTMLParser):
         super().__init__()
         self.radios: list[dict] = []
         self.hidden: list[dict] = []
+        self.boxes: list[dict] = []  # checkboxes
         self.selects: list[dict] = []
         self.text: list[str] = []
         self.terms: list[str] = []  # the <dt> headings of each card's details
@@ -75,6 +76,8 @@ class Page(HTMLParser):
             self.radios.append(a)
         elif tag == "input" and a.get("type") == "hidden":
             self.hidden.append(a)
+        elif tag == "input" and a.get("type") == "checkbox":
+            self.boxes.append(a)
         elif tag == "select":
             self._select = {**a, "options": []}
             self.selects.append(self._select)
@@ -121,6 +124,9 @@ class Page(HTMLParser):
                 data.setdefault(r["name"], []).append(r["value"])
         for h in self.hidden:
             data.setdefault(h["name"], []).append(h["value"])
+        for b in self.boxes:
+            if "checked" in b and "disabled" not in b:
+                data.setdefault(b["name"], []).append(b["value"])
         for s in self.selects:
             if "disabled" in s:
                 continue
@@ -372,3 +378,48 @@ def test_an_admin_template_with_a_syntax_error_names_the_line(tmp_path):
     template.write_text("<p>\n{% for card in cards %}\n")
     with pytest.raises(FormTemplateError, match="line"):
         render_form(VISIBLE, None, None, gpus_on_host=4, template_path=str(template))
+
+
+# --- the line for busy GPUs ----------------------------------------------------------------
+def test_with_the_line_a_profile_whose_gpus_are_all_taken_can_wait_with_the_box_ticked():
+    page = Page(render_form(VISIBLE, None, free(0), gpus_on_host=4, can_wait=True))
+    assert "disabled" not in page.radio("pytorch") and page.checked == ["pytorch"]
+    box = next(b for b in page.boxes if b["name"] == "wait-pytorch")
+    assert "checked" in box
+    assert "Wait for a GPU: if none is free, keep my place in line" in page.words
+    posted = options_from_form(page.submit("pytorch", 2))
+    assert posted == {"profile": "pytorch", "gpus": 2, "wait": True}
+    choice = validate_user_options(posted, VISIBLE, gpus_on_host=4)
+    assert (choice.profile.slug, choice.gpus, choice.wait) == ("pytorch", 2, True)
+
+
+def test_with_the_line_counts_above_the_free_gpus_say_they_wait_and_the_box_starts_unticked():
+    page = Page(render_form(VISIBLE, None, free(2), gpus_on_host=4, can_wait=True))
+    options = {o["value"]: o for o in page.select("pytorch")["options"]}
+    assert "disabled" not in options["4"] and options["4"]["label"] == "4 GPUs (wait in line)"
+    box = next(b for b in page.boxes if b["name"] == "wait-pytorch")
+    assert "checked" not in box
+    assert options_from_form(page.submit("pytorch", 1)) == {"profile": "pytorch", "gpus": 1}
+
+
+def test_the_line_never_offers_what_the_host_does_not_have():
+    page = Page(render_form(VISIBLE, None, free(0, total=0), gpus_on_host=0, can_wait=True))
+    assert not page.boxes and "disabled" in page.radio("pytorch")
+
+
+@pytest.mark.parametrize(
+    ("options", "says"),
+    [
+        ({"profile": "cpu", "wait": True}, "'wait' is for GPUs"),
+        ({"profile": "pytorch", "wait": "maybe"}, "'wait' must be true or false"),
+    ],
+)
+def test_a_wait_that_makes_no_sense_is_refused_with_a_sentence(options, says):
+    with pytest.raises(UserOptionsError, match=says):
+        validate_user_options(options, VISIBLE, gpus_on_host=4)
+
+
+def test_the_rest_api_may_ask_to_wait_or_not():
+    assert validate_user_options({"profile": "pytorch", "wait": True}, VISIBLE).wait is True
+    assert validate_user_options({"profile": "pytorch", "wait": False}, VISIBLE).wait is False
+    assert validate_user_options({"wait": True}, VISIBLE).profile.slug == "pytorch"
