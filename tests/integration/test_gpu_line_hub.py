@@ -45,6 +45,7 @@ def progress_until(hub, user: str, words: str, timeout: float = 30) -> str:
         headers={"Authorization": f"token {hub.admin_token}"},
         stream=True,
         timeout=timeout,
+        verify=hub.verify,
     ) as r:
         deadline = time.monotonic() + timeout
         for line in r.iter_lines(decode_unicode=True):
@@ -63,10 +64,15 @@ def places(hub) -> dict[str, int]:
     return {w.user: line.position(w.user) for w in line.waiters}
 
 
+@pytest.mark.parametrize(
+    "secure",
+    [True, False],
+    ids=["default-deployment", "no-internal-tls"],  # waits in create_certs / in start
+)
 def test_busy_gpus_give_a_place_in_line_and_a_freed_gpu_starts_the_first_by_itself(
-    hub_factory, docker_client
+    hub_factory, docker_client, secure
 ):
-    hub = hub_factory(LINE_HUB)
+    hub = hub_factory(LINE_HUB, secure=secure)
     hub.api("POST", "users", json={"usernames": USERS})
     hub.api("POST", "groups/capped", json={"users": ["linecap"]})
 
@@ -133,9 +139,7 @@ def test_busy_gpus_give_a_place_in_line_and_a_freed_gpu_starts_the_first_by_itse
         time.sleep(0.5)
 
     # The hub's metrics count the starts from the line, and the line is empty again.
-    metrics = requests.get(
-        hub.url + "hub/metrics", headers={"Authorization": f"token {hub.admin_token}"}, timeout=30
-    ).text
+    metrics = hub.api("GET", "../metrics").text
     assert "cudaspawner_gpu_line_starts_total 2.0" in metrics
     assert 'cudaspawner_gpu_line_length{pool="host"} 0.0' in metrics
     assert "cudaspawner_gpu_line_wait_seconds_count 2.0" in metrics
