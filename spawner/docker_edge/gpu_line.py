@@ -153,7 +153,9 @@ class WaitsInLine:
         place = line.position(me.user) or 1
         needed = sum(w.gpus for w in line.order(POOL)[:place]) - free
         guess = estimate(max(1, needed), host.held_gpus(), time.time(), host.recent_holds)
+        reason = guess.reason[:1].upper() + guess.reason[1:]
         return (
-            f"Waiting for {plural(me.gpus)}: you are number {place} in line. "
-            f"{free} of {host.total} GPUs free, {host.total - free} held. {guess.reason}."
+            f"Waiting for {plural(me.gpus)}: you are number {place} in line; "
+            f"{free} of {host.total} GPUs free, {host.total - free} held. {reason}. "
+            "You may close this page and keep your place; Stop Server leaves the line."
         )

@@ -91,7 +91,10 @@ def test_busy_gpus_give_a_place_in_line_and_a_freed_gpu_starts_the_first_by_itse
         time.sleep(0.5)
     assert places(hub) == {"linecat": 1, "linedan": 2}
     said = progress_until(hub, "linedan", "number 2 in line")
-    assert "Waiting for 1 GPU: you are number 2 in line. 0 of 2 GPUs free, 2 held." in said
+    assert "Waiting for 1 GPU: you are number 2 in line; 0 of 2 GPUs free, 2 held." in said
+    assert said.endswith(
+        "You may close this page and keep your place; Stop Server leaves the line."
+    )
     assert server(hub, "linecat")["pending"] == "spawn"
 
     # A start that did not ask to wait does not go ahead of them.

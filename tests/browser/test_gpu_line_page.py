@@ -1,0 +1,79 @@
+"""Issue 25 in the browser: an ordinary user of the default deployment finds the only GPU
+taken, waits in line on the spawn page, and lands in JupyterLab when the GPU frees.
+
+One stand-in GPU (the engine's `nvidia` runtime points at runc, as scripts/test.sh starts
+it): the containers run with their device but see no GPU.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from playwright.sync_api import expect
+
+from tests.browser.conftest import ARTIFACTS, sign_up_and_log_in, wait_for_lab, watch
+from tests.hubtools import container_name, container_of
+
+pytestmark = [pytest.mark.browser, pytest.mark.docker, pytest.mark.hub]
+
+ONE_GPU = """
+c.CUDADockerSpawner.gpu_inventory = [{"id": "0", "name": "Stand-in H100"}]
+c.CUDADockerSpawner.profiles = [
+    {"slug": "cpu", "display_name": "CPU only", "default": True},
+    {"slug": "gpu", "display_name": "One GPU", "gpus": 1},
+]
+c.CUDADockerSpawner.gpu_request_style = "runtime"
+c.Spawner.poll_interval = 1
+"""
+
+
+@pytest.fixture
+def secure_context(browser):
+    context = browser.new_context(ignore_https_errors=True, viewport={"width": 1400, "height": 900})
+    yield context
+    context.close()
+
+
+def test_a_user_waits_in_line_on_the_spawn_page_and_lands_in_lab_when_the_gpu_frees(
+    hub_factory, secure_context, docker_client
+):
+    hub = hub_factory(ONE_GPU, secure=True)
+    hub.api("POST", "users/holder")
+    assert hub.api("POST", "users/holder/server", json={"profile": "gpu"}).status_code in (
+        201,
+        202,
+    )
+    hub.wait_ready("holder")
+    page = secure_context.new_page()
+    watch(page)
+    page.set_default_timeout(60000)
+    try:
+        sign_up_and_log_in(page, hub, "waiter", "waiter-long-passphrase")
+        page.wait_for_url(re.compile(r"/hub/spawn"))
+        gpu_card = page.locator('.cudaspawner-profile[data-profile="gpu"]')
+        expect(gpu_card).to_contain_text("0 of 1 free right now")
+        page.get_by_label("One GPU").check()
+        wait_box = page.locator("#cudaspawner-profile-gpu-wait")
+        expect(wait_box).to_be_checked()  # nothing is free: starting means waiting
+        page.get_by_role("button", name=re.compile("Start")).click()
+
+        # JupyterHub's own pending page, with the line's place and its reason, live.
+        message = page.locator("#progress-message")
+        expect(message).to_contain_text("you are number 1 in line", timeout=60000)
+        expect(message).to_contain_text("0 of 1 GPUs free, 1 held")
+        expect(message).to_contain_text("No estimate")
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "gpu-line-pending.png"), full_page=True)
+
+        # The GPU frees (its holder stops): the page turns into JupyterLab by itself.
+        assert hub.api("DELETE", "users/holder/server").status_code in (202, 204)
+        page.wait_for_url(re.compile(r"://waiter\.[^/]+/user/waiter/lab"), timeout=120000)
+        wait_for_lab(page, docker_client, container_name("waiter"))
+        env = container_of(docker_client, "waiter").attrs["Config"]["Env"]
+        assert "NVIDIA_VISIBLE_DEVICES=0" in env
+    finally:
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "gpu-line-lab.png"))
+        hub.api("DELETE", "users/waiter/server")
+        hub.api("DELETE", "users/holder/server")
