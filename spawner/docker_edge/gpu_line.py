@@ -7,7 +7,9 @@ page shows the place, the GPUs free and held, and an estimate as progress; when 
 comes and its GPUs are free, the start goes on by itself, exactly as if the user had
 pressed Start then. Leaving the line is stopping that pending server (the page's or the
 API's stop); an admin may remove a place or move it to the front in the file. A start
-that did not ask to wait never takes GPUs ahead of those waiting.
+that did not ask to wait never takes GPUs ahead of those waiting. A waiting start marks
+its place alive every look; when the hub restarts, the operations service starts again
+the places no start looks after any more (`services.line_keeper`).
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ class WaitsInLine:
     """Reserve a start's GPUs through the line: `_line_reserve`, `_wait_in_line`."""
 
     _normal_start_timeout: float | None = None
+    _in_line = False  # this process's start of this server waits in line (or did, until stopped)
 
     def _allow_waiting(self, choice: Choice) -> None:
         """A start that may wait in line may take that long (JupyterHub's start_timeout)."""
@@ -91,11 +94,13 @@ class WaitsInLine:
             dict(self.user_options or {}),
         )
         me = await asyncio.to_thread(store.join, me)
+        self._in_line = True
         await self._count_line(store)
         self.log.info(
             "%s joined the GPU line", me.user, extra={"event": "line_join", "user": me.user}
         )
         said = ""
+        keep = False
         try:
             while True:
                 line = await asyncio.to_thread(store.load)
@@ -109,6 +114,9 @@ class WaitsInLine:
                         f"No GPU freed for you within {self.gpu_line_max_wait / 3600:g} h; "
                         "your place in line has expired. Try again later.",
                     )
+                # Alive: a place whose start stopped looking (the hub went away) is started
+                # again by the operations service after a restart.
+                await asyncio.to_thread(store.touch, me.user, time.time())
                 free = await host.free_count(self._engine) or 0
                 head = line.next_to_start(POOL, free)
                 if head is not None and head.user == me.user:
@@ -127,13 +135,37 @@ class WaitsInLine:
                     self._progress.add(15, message)
                     said = message
                 await asyncio.sleep(LOOK_EVERY)
+        except (asyncio.CancelledError, GeneratorExit):
+            # Cancelled: the hub is shutting down (the place stays for the restarted hub),
+            # or the pending server is stopped, after which the place is given up
+            # (`run_post_stop_hook`).
+            keep = True
+            raise
         finally:
-            # Started, refused, stopped by the user (leaving) or by an admin: the place goes.
-            if await asyncio.to_thread(store.leave, me.user):
-                self.log.info(
-                    "%s left the GPU line", me.user, extra={"event": "line_leave", "user": me.user}
-                )
-            await self._count_line(store)
+            # Started, refused or expired: the place goes. (One short SQLite write.)
+            if not keep:
+                self._in_line = False
+                self._leave_line()
+
+    def _stopped_while_waiting(self) -> None:
+        """The pending server of a start waiting in line was stopped: leaving the line.
+        (Not a server the hub found stopped at its start: that place waits to be taken up
+        again by the operations service.)"""
+        if self._in_line:
+            self._in_line = False
+            self._leave_line()
+
+    def _leave_line(self) -> None:
+        """Give this user's place in the line up, if they have one (a start that ended, or
+        the pending server stopped: leaving the line)."""
+        store = self._line()
+        if self.gpu_line and store.path.exists() and store.leave(self.user.name):
+            self.log.info(
+                "%s left the GPU line",
+                self.user.name,
+                extra={"event": "line_leave", "user": self.user.name},
+            )
+            record_line(POOL, len(store.load().order(POOL)))
 
     @staticmethod
     async def _count_line(store: LineStore) -> None:

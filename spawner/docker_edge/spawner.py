@@ -366,6 +366,12 @@ class CUDADockerSpawner(UserChoice, WaitsInLine, AccountVolumes, SiteConfig, Doc
             GpuHost.release_for(self.server_key)
         return status
 
+    def run_post_stop_hook(self):
+        # JupyterHub runs it after every stop, also of a start still pending (its `stop` is
+        # only called for a running server): a start waiting for GPUs leaves the line.
+        self._stopped_while_waiting()
+        return super().run_post_stop_hook()
+
     async def stop(self, now: bool = False):
         try:
             # get_object: only a container of this hub is stopped or removed.

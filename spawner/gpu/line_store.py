@@ -26,7 +26,8 @@ CREATE TABLE IF NOT EXISTS waiters (
     gpus INTEGER NOT NULL,
     joined REAL NOT NULL,
     groups_json TEXT NOT NULL,
-    options_json TEXT NOT NULL
+    options_json TEXT NOT NULL,
+    seen REAL  -- the last look of the start that waits here (None: not yet)
 )
 """
 
@@ -56,7 +57,7 @@ class LineStore:
             line = WaitingLine(self._rows(db))
             kept = line.join(waiter)
             db.execute(
-                "INSERT OR REPLACE INTO waiters VALUES (?, ?, ?, ?, ?, ?, ?)",
+                "INSERT OR REPLACE INTO waiters VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     kept.user,
                     kept.server_key,
@@ -65,10 +66,21 @@ class LineStore:
                     kept.joined,
                     json.dumps(list(kept.groups)),
                     json.dumps(kept.options),
+                    waiter.joined,  # seen: this ask is alive now
                 ),
             )
             db.execute("COMMIT")
         return kept
+
+    def touch(self, user: str, now: float) -> None:
+        """The waiting start of `user` is alive (it looks at the free GPUs)."""
+        with closing(self._connect()) as db:
+            db.execute("UPDATE waiters SET seen = ? WHERE user = ?", (now, user))
+
+    def last_seen(self) -> dict[str, float | None]:
+        """user -> the last look of their waiting start."""
+        with closing(self._connect()) as db:
+            return dict(db.execute("SELECT user, seen FROM waiters").fetchall())
 
     def leave(self, user: str) -> bool:
         """Remove the user's place; False when they had none."""

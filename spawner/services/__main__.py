@@ -53,7 +53,10 @@ async def main(document: dict) -> None:
         hub_ssl=hub_ssl,
         public_domain=document.get("public_domain") or "",
     )
-    fleet = FleetService(client, _containers(), settings, gpus, Path(document["snapshot"]), log=log)
+    line = Path(document["gpu_line"]) if document.get("gpu_line") else None
+    fleet = FleetService(
+        client, _containers(), settings, gpus, Path(document["snapshot"]), log=log, line=line
+    )
     prefix = os.environ.get("JUPYTERHUB_SERVICE_PREFIX", "/services/gpu-admin/")
     app = make_app(fleet, prefix, secrets.token_bytes(32))
     from urllib.parse import urlparse

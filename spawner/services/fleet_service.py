@@ -24,10 +24,12 @@ from pathlib import Path
 from typing import Any
 
 from ..gpu.allocator import Gpu
+from ..gpu.line_store import LineStore
 from .fleet import FleetSummary, GpuRow, GpuServer, fleet_rows, gpu_servers, summarise
 from .gpu_reclaim import Look, ReclaimPolicy, Watch, busiest, decide, policy_for
 from .hub_api import HubApiError
 from .hub_client import HubClient
+from .line_keeper import line_actions, server_name
 from .server_figures import ServerFigures, read_status
 
 ContainerLister = Callable[[], Awaitable[list[dict]]]
@@ -64,6 +66,7 @@ class FleetService:
         snapshot_path: Path | None = None,
         clock: Callable[[], float] = time.time,
         log: logging.Logger | None = None,
+        line: Path | None = None,
     ) -> None:
         self.client = client
         self.containers = containers
@@ -77,6 +80,7 @@ class FleetService:
         self.unreadable: dict[str, str] = {}  # server key -> why its last answer was unreadable
         self.reclaimed: Counter[str] = Counter()  # GPUs given back, per profile
         self.state = FleetState()
+        self.line = LineStore(line) if line is not None else None
         self._load_reclaimed()
 
     def _load_reclaimed(self) -> None:
@@ -97,6 +101,7 @@ class FleetService:
             self.log.warning("Could not look at the fleet: %s", e)
             self.state.problem = str(e)
             return self.state
+        await self._keep_line(users)
         servers, problems = gpu_servers(users, containers)
         for p in problems:
             self.log.warning("%s", p)
@@ -120,6 +125,31 @@ class FleetService:
         )
         self._write_snapshot()
         return self.state
+
+    async def _keep_line(self, users: list[dict]) -> None:
+        """Start again the places in the GPU line whose start the hub lost (a restart), and
+        give up those whose server runs (`line_keeper`)."""
+        if self.line is None or not self.line.path.exists():
+            return
+        try:
+            line = await asyncio.to_thread(self.line.load)
+            seen = await asyncio.to_thread(self.line.last_seen)
+            servers = {u["name"]: u.get("servers") or {} for u in users}
+            actions = line_actions(line.waiters, seen, servers, self.clock())
+            for w in actions.drop:
+                await asyncio.to_thread(self.line.leave, w.user)
+                self.log.info("%s runs the server it waited for: its place is given up", w.user)
+            for w in actions.restart:
+                self.log.info("Starting %s's wait for a GPU again (the hub restarted)", w.user)
+                await self.line_restart(w)
+        except Exception as e:  # the line is kept: the next look tries again
+            self.log.warning("Could not keep the GPU line: %s", e)
+
+    async def line_restart(self, waiter) -> None:
+        try:
+            await self.client.start_server(waiter.user, waiter.options, server_name(waiter))
+        except HubApiError as e:
+            self.log.warning("Could not start %s's wait again: %s", waiter.user, e)
 
     async def _look_at(self, server: GpuServer) -> None:
         status = await self.client.gpu_status(server)

@@ -108,10 +108,16 @@ class HubApi:
             users = users.get("items", [])
         return users
 
-    async def start_server(self, user: str) -> None:
-        """Start the user's default server; one already starting or running is fine."""
+    async def start_server(
+        self, user: str, options: dict | None = None, server_name: str = ""
+    ) -> None:
+        """Start a server of the user's (with these user options); one already starting or
+        running is fine."""
+        path = _path(user, "server")
+        if server_name:
+            path = _path(user, "servers", quote(server_name, safe=""))
         try:
-            await self.call("POST", _path(user, "server"), {})
+            await self.call("POST", path, options or {})
         except HubApiError as e:
             if e.code == 400 and "already" in str(e):
                 return

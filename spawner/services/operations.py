@@ -24,6 +24,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 from ..environment import read_environment
+from ..gpu.line_store import LINE_FILE
 from .gpu_reclaim import GpuReclaim, parse_policies
 from .hub_metrics import register_fleet_metrics
 from .json_logs import logging_config
@@ -74,6 +75,7 @@ def service_settings(
     proxy_ca: str | None,
     snapshot: Path,
     public_domain: str = "",
+    gpu_line: Path | None = None,
 ) -> dict:
     """The document the service reads at start (validated here, so a mistake stops the hub)."""
     try:
@@ -93,6 +95,7 @@ def service_settings(
         "proxy_ca": proxy_ca,
         "public_domain": public_domain,
         "snapshot": str(snapshot),
+        "gpu_line": str(gpu_line) if gpu_line else None,
     }
 
 
@@ -128,8 +131,11 @@ def configure_operations(c: Any, data_dir: Path, env: Mapping | None = None) -> 
     subdomain_host = c.JupyterHub.subdomain_host if "subdomain_host" in c.JupyterHub else ""
     domain = urlparse(subdomain_host).hostname or ""
     settings_path = data_dir / "operations.json"
+    # The line for busy GPUs, whose places the service starts again after a hub restart.
+    spawner = c.CUDADockerSpawner
+    line = Path(spawner.gpu_line_file) if "gpu_line_file" in spawner else data_dir / LINE_FILE
     document = service_settings(
-        reclaim, inventory, proxy_address(bind_url), proxy_ca, snapshot, domain
+        reclaim, inventory, proxy_address(bind_url), proxy_ca, snapshot, domain, line
     )
     settings_path.write_text(json.dumps(document, indent=2))
     settings_path.chmod(0o600)

@@ -149,3 +149,49 @@ def test_busy_gpus_give_a_place_in_line_and_a_freed_gpu_starts_the_first_by_itse
     log = hub.log()
     assert "linecat joined the GPU line" in log and "linecat started from the GPU line" in log
     assert "linedan left the GPU line" in log
+
+
+ONE_GPU = """
+c.CUDADockerSpawner.gpu_inventory = [{"id": "0", "name": "Stand-in H100"}]
+c.CUDADockerSpawner.profiles = [
+    {"slug": "cpu", "display_name": "CPU only", "default": True},
+    {"slug": "gpu", "display_name": "One GPU", "gpus": 1},
+]
+c.CUDADockerSpawner.gpu_request_style = "runtime"
+c.GpuReclaim.interval = 1
+c.Spawner.poll_interval = 1
+"""
+
+
+def test_a_hub_restart_keeps_the_line_and_the_place_is_taken_up_again(hub_factory):
+    hub = hub_factory(ONE_GPU)
+    hub.api("POST", "users", json={"usernames": ["rsholder", "rswaiter"]})
+    assert hub.api("POST", "users/rsholder/server", json={"profile": "gpu"}).status_code in (
+        201,
+        202,
+    )
+    hub.wait_ready("rsholder")
+    options = {"profile": "gpu", "wait": True}
+    assert hub.api("POST", "users/rswaiter/server", json=options).status_code == 202
+    progress_until(hub, "rswaiter", "number 1 in line")
+    joined = LineStore(hub.data_dir / "gpu-line.sqlite").load().place_of("rswaiter").joined
+
+    # The hub restarts (an upgrade): the waiting start ends with it, the place does not.
+    hub.stop()
+    assert places(hub) == {"rswaiter": 1}
+    hub.start()
+    # The operations service starts the lost wait again, with its options and first time.
+    deadline = time.monotonic() + 60
+    while server(hub, "rswaiter").get("pending") != "spawn" and time.monotonic() < deadline:
+        time.sleep(1)
+    assert server(hub, "rswaiter").get("pending") == "spawn"
+    assert "number 1 in line" in progress_until(hub, "rswaiter", "number 1 in line")
+    kept = LineStore(hub.data_dir / "gpu-line.sqlite").load().place_of("rswaiter")
+    assert kept.joined == joined and kept.options == options
+    assert "Starting rswaiter's wait for a GPU again (the hub restarted)" in hub.log()
+
+    # The GPU frees: the restarted wait gets it.
+    assert hub.api("DELETE", "users/rsholder/server").status_code in (202, 204)
+    hub.wait_ready("rswaiter", timeout=60)
+    assert places(hub) == {}
+    assert hub.api("DELETE", "users/rswaiter/server").status_code in (202, 204)
