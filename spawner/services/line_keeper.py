@@ -40,12 +40,13 @@ def line_actions(
     as the hub's API lists active ones) and when each waiting start last looked."""
     restart, drop = [], []
     for w in waiters:
+        last = seen.get(w.user)
+        if last is not None and now - last <= STALE_AFTER:
+            continue  # its start is looking after it (a stop in progress may read "ready")
         server = servers.get(w.user, {}).get(server_name(w))
-        if server is not None and server.get("ready"):
+        if server is None:
+            restart.append(w)
+        elif server.get("ready"):
             drop.append(w)
-        elif server is None:
-            last = seen.get(w.user)
-            if last is None or now - last > STALE_AFTER:
-                restart.append(w)
-        # pending: the start is waiting (or starting): nothing to do
+        # pending: a start is under way: nothing to do
     return LineActions(tuple(restart), tuple(drop))

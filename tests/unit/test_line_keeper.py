@@ -35,3 +35,11 @@ def test_another_server_of_the_user_does_not_count_for_the_waiting_one():
     w = waiter("carol")
     servers = {"carol": {"cpu": {"pending": None, "ready": True}}}
     assert line_actions([w], {"carol": None}, servers, NOW).restart == (w,)
+
+
+def test_a_place_whose_start_still_looks_is_left_alone_whatever_the_hub_says():
+    # A pending server being stopped reads "ready" for a moment: its start gives the place up.
+    w = waiter("carol")
+    servers = {"carol": {"": {"pending": None, "ready": True}}}
+    actions = line_actions([w], {"carol": NOW - 1}, servers, NOW)
+    assert actions.restart == () and actions.drop == ()
