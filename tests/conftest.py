@@ -19,6 +19,8 @@ LANES = {
 # Files of the "beside" lane: their hubs hold no GPU, so the GPU tests' hubs, which count
 # every GPU the engine's other containers hold as taken, never see them.
 BESIDE = {
+    "tests/integration/test_foundation.py",
+    "tests/integration/test_security_network.py",
     "tests/integration/test_security.py",
     "tests/integration/test_security_login.py",
     "tests/integration/test_user_origins_hub.py",
