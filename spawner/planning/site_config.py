@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 from traitlets import (
     Any,
@@ -130,13 +131,17 @@ class SiteConfig(HasTraits):
         """,
     )
 
-    @default("hub_id")
-    def _default_hub_id(self) -> str:
+    def _data_directory(self) -> Path:
+        """The hub's data directory: beside its SQLite database, else the working one."""
         try:
             db_url = str(self.config.JupyterHub.get("db_url", ""))
         except AttributeError:  # no config loaded (a spawner made by hand)
             db_url = ""
-        return hub_identity(data_directory(db_url, os.getcwd()))
+        return data_directory(db_url, os.getcwd())
+
+    @default("hub_id")
+    def _default_hub_id(self) -> str:
+        return hub_identity(self._data_directory())
 
     @validate("hub_id")
     def _validate_hub_id(self, proposal):
@@ -228,11 +233,7 @@ class SiteConfig(HasTraits):
 
     @default("gpu_line_file")
     def _default_gpu_line_file(self) -> str:
-        try:
-            db_url = str(self.config.JupyterHub.get("db_url", ""))
-        except AttributeError:  # no config loaded (a spawner made by hand)
-            db_url = ""
-        return str(data_directory(db_url, os.getcwd()) / LINE_FILE)
+        return str(self._data_directory() / LINE_FILE)
 
     @validate("profiles")
     def _validate_profiles(self, proposal):

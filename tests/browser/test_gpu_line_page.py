@@ -14,18 +14,9 @@ from playwright.sync_api import expect
 
 from tests.browser.conftest import ARTIFACTS, sign_up_and_log_in, wait_for_lab, watch
 from tests.hubtools import container_name, container_of
+from tests.integration.test_gpu_line_hub import ONE_GPU  # one stand-in GPU
 
 pytestmark = [pytest.mark.browser, pytest.mark.docker, pytest.mark.hub]
-
-ONE_GPU = """
-c.CUDADockerSpawner.gpu_inventory = [{"id": "0", "name": "Stand-in H100"}]
-c.CUDADockerSpawner.profiles = [
-    {"slug": "cpu", "display_name": "CPU only", "default": True},
-    {"slug": "gpu", "display_name": "One GPU", "gpus": 1},
-]
-c.CUDADockerSpawner.gpu_request_style = "runtime"
-c.Spawner.poll_interval = 1
-"""
 
 
 @pytest.fixture
