@@ -64,16 +64,22 @@ lane() {
   echo "$rc" >"$lanes/$name.rc"
 }
 pytest=("$VENV/bin/pytest" -p no:cacheprovider -q --durations=10)
-lane beside env CUDASPAWNER_TEST_PREFIX=jupybeside "${pytest[@]}" --lane=beside &
+# Each lane has a time limit (`timeout`), so a hung lane fails with its log instead of
+# holding CI to its own limit.
+lane beside env CUDASPAWNER_TEST_PREFIX=jupybeside timeout 1500 "${pytest[@]}" --lane=beside &
+beside_pid=$!
 {
-  lane pure "${pytest[@]}" --lane=pure
-  lane swarm "${pytest[@]}" --lane=swarm
-  lane upstream "$repo/tests/upstream/run.sh"
+  lane pure timeout 600 "${pytest[@]}" --lane=pure
+  lane swarm timeout 900 "${pytest[@]}" --lane=swarm
+  lane upstream timeout 600 "$repo/tests/upstream/run.sh"
 } &
+others_pid=$!
 set +e
-"$VENV/bin/pytest" -p no:cacheprovider --durations=25 --lane=engine
+timeout 1800 "$VENV/bin/pytest" -p no:cacheprovider --durations=25 --lane=engine
 engine=$?
-wait
+# The lanes' own PIDs: a bare `wait` would also wait for the dockerd that ensure_dockerd
+# started in the background of this shell, which runs until the EXIT trap stops it.
+wait "$beside_pid" "$others_pid"
 set -e
 failed=()
 [ "$engine" -eq 0 ] || failed+=(engine)
