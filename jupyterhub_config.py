@@ -17,6 +17,7 @@ from pathlib import Path
 
 import docker
 
+from spawner.docker_edge.gpu_line import LINE_TEMPLATES
 from spawner.environment import SettingError, read_environment
 from spawner.host import hub_host_guard, log_redaction
 from spawner.host.deployment import (
@@ -216,6 +217,10 @@ c.Spawner.mem_limit = env["CUDASPAWNER_MEM_LIMIT"]
 c.Spawner.cpu_limit = env["CUDASPAWNER_CPU_LIMIT"]
 c.Spawner.http_timeout = 60
 c.Spawner.start_timeout = 120
+# JupyterHub's pending page with the line for busy GPUs' place in the title and a browser
+# notification when the server is ready (a site config that sets its own template paths
+# should keep this one after them).
+c.JupyterHub.template_paths = [str(LINE_TEMPLATES)]
 
 # Site-specific settings (profiles, GPU inventory, ...) live beside the data, not here.
 extra = env["CUDASPAWNER_EXTRA_CONFIG"]

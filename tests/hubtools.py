@@ -259,6 +259,27 @@ class Hub:
             time.sleep(0.25)
         raise AssertionError(f"{user}'s server not ready in {timeout}s:\n{self.log()[-3000:]}")
 
+    def progress_until(self, user: str, words: str, timeout: float = 30) -> str:
+        """The first message of `user`'s pending start's progress that contains `words`."""
+        seen = []
+        with requests.get(
+            f"{self.url}hub/api/users/{user}/server/progress",
+            headers={"Authorization": f"token {self.admin_token}"},
+            stream=True,
+            timeout=timeout,
+            verify=self.verify,
+        ) as r:
+            deadline = time.monotonic() + timeout
+            for line in r.iter_lines(decode_unicode=True):
+                if line.startswith("data:"):
+                    message = json.loads(line[5:]).get("message", "")
+                    seen.append(message)
+                    if words in message:
+                        return message
+                if time.monotonic() > deadline:
+                    break
+        raise AssertionError(f"no progress message with {words!r} for {user}: {seen}")
+
     def wait_stopped(self, user: str, timeout: float = 60) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -24,11 +24,14 @@ from ..gpu.host import GpuHost
 from ..gpu.line_store import LineStore
 from ..gpu.waiting_line import Waiter, WaitingLine, estimate
 from ..planning.choice import Choice
-from ..services.hub_metrics import record_line, record_line_start, record_refusal
+from ..services.hub_metrics import fleet_figures, record_line, record_line_start, record_refusal
 
 # One Docker host: every GPU profile draws on the same GPUs, so one line serves them all.
 POOL = "host"
 LOOK_EVERY = 1.0  # seconds between two looks at the free GPUs while waiting
+# JupyterHub's pending page with the place in the tab's title and a browser notification
+# when the server is ready (jupyterhub_config.py puts it on the hub's template paths).
+LINE_TEMPLATES = Path(__file__).parent / "templates"
 
 
 class WaitsInLine:
@@ -46,6 +49,14 @@ class WaitsInLine:
 
     def _line(self) -> LineStore:
         return LineStore(Path(self.gpu_line_file))
+
+    def _serving_order(self) -> dict:
+        """The line's order arguments: with group shares set, the GPUs each group holds
+        (the operations service's last look) decide who goes first (`waiting_line.order`)."""
+        if not self.gpu_line_group_shares:
+            return {}
+        held = fleet_figures().get("held_by_group") or {}
+        return {"held_by_group": held, "shares": dict(self.gpu_line_group_shares)}
 
     async def _line_reserve(self, choice: Choice, host: GpuHost) -> tuple[Gpu, ...] | None:
         """GPUs when the line lets this start have them now; None when it must wait (or may
@@ -118,7 +129,8 @@ class WaitsInLine:
                 # again by the operations service after a restart.
                 await asyncio.to_thread(store.touch, me.user, time.time())
                 free = await host.free_count(self._engine) or 0
-                head = line.next_to_start(POOL, free)
+                order = self._serving_order()
+                head = line.next_to_start(POOL, free, **order)
                 if head is not None and head.user == me.user:
                     gpus = await self._reserve_now(choice, host)
                     if gpus:
@@ -130,7 +142,7 @@ class WaitsInLine:
                                    "waited": round(time.time() - me.joined, 1)},
                         )  # fmt: skip
                         return gpus
-                message = self._line_message(line, me, free, host)
+                message = self._line_message(line, me, free, host, order)
                 if message != said:
                     self._progress.add(15, message)
                     said = message
@@ -181,10 +193,16 @@ class WaitsInLine:
             return ()  # taken in the meantime (an outside container): look again
 
     @staticmethod
-    def _line_message(line: WaitingLine, me: Waiter, free: int, host: GpuHost) -> str:
-        place = line.position(me.user) or 1
-        needed = sum(w.gpus for w in line.order(POOL)[:place]) - free
-        guess = estimate(max(1, needed), host.held_gpus(), time.time(), host.recent_holds)
+    def _line_message(
+        line: WaitingLine, me: Waiter, free: int, host: GpuHost, order: dict | None = None
+    ) -> str:
+        order = order or {}
+        place = line.position(me.user, **order) or 1
+        needed = sum(w.gpus for w in line.order(POOL, **order)[:place]) - free
+        # The idle reclaim's stop times (the operations service's last look) name when a
+        # held GPU frees; without them, the pool's usual holding times.
+        held = host.held_gpus(fleet_figures().get("reclaim_at"))
+        guess = estimate(max(1, needed), held, time.time(), host.recent_holds)
         reason = guess.reason[:1].upper() + guess.reason[1:]
         return (
             f"Waiting for {plural(me.gpus)}: you are number {place} in line; "

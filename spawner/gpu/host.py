@@ -18,7 +18,7 @@ import asyncio
 import logging
 import time
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from ..engine.hub_identity import is_ours
 from .allocator import Gpu, GpuAllocator
@@ -199,10 +199,12 @@ class GpuHost:
             if since is not None:
                 cls._instance.recent_holds.append(time.time() - since)
 
-    def held_gpus(self) -> list[HeldGpu]:
-        """Every GPU servers of this hub hold, with when it was given where known."""
+    def held_gpus(self, reclaim_at: Mapping[str, float] | None = None) -> list[HeldGpu]:
+        """Every GPU servers of this hub hold, with when it was given where known, and when
+        the idle reclaim stops its server (`reclaim_at`: server key -> time) where warned."""
+        deadlines = reclaim_at or {}
         return [
-            HeldGpu(since=self.since.get(h.server))
+            HeldGpu(since=self.since.get(h.server), reclaim_at=deadlines.get(h.server))
             for h in self.allocator.holdings().values()
             for _ in h.gpus
         ]

@@ -128,7 +128,6 @@ class HeldGpu:
 
     since: float | None  # when it was given (None: before this hub process started)
     reclaim_at: float | None = None  # the idle reclaim's stop time, when a warning stands
-    held_until: float | None = None  # since + the admin's maximum holding time, if any
 
 
 @dataclass(frozen=True)
@@ -152,10 +151,10 @@ def estimate(
 ) -> Estimate:
     """When `needed` GPUs (the user's own and those of everyone ahead) may be free.
 
-    Each held GPU frees at the earliest of its idle reclaim, the admin's maximum holding
-    time, and (as a guess, while still ahead) its start plus the pool's median recent
-    holding time; the estimate is the `needed`-th of those times. No estimate when fewer
-    than `needed` held GPUs have any of them.
+    Each held GPU frees at the earliest of its idle reclaim and (as a guess, while still
+    ahead) its start plus the pool's median recent holding time; the estimate is the
+    `needed`-th of those times. No estimate when fewer than `needed` held GPUs have any.
+    (There is no maximum holding time to count: the hub has no such setting.)
     """
     holds = sorted(h for h in recent_holds if h > 0)
     typical = holds[len(holds) // 2] if holds else None
@@ -164,8 +163,6 @@ def estimate(
         known = []
         if gpu.reclaim_at is not None:
             known.append((gpu.reclaim_at, "a GPU held by an idle server is reclaimed at {at}"))
-        if gpu.held_until is not None:
-            known.append((gpu.held_until, "a GPU reaches its maximum holding time at {at}"))
         if typical is not None and gpu.since is not None and gpu.since + typical > now:
             # A GPU already held longer than usual says nothing about when it frees.
             known.append((gpu.since + typical, "GPUs of this kind are usually held {typical}"))

@@ -225,6 +225,15 @@ class SiteConfig(HasTraits):
         help="Seconds a place in the line for GPUs is kept (the user may close the browser) "
         "before it expires with a sentence.",
     )
+    gpu_line_group_shares = Dict(
+        value_trait=Integer(min=0),
+        config=True,
+        help="""Optional per-group shares of the GPUs, for the line's order: {group: GPUs}.
+        A waiter all of whose groups with a share hold more GPUs than their share goes behind
+        the waiters of groups that hold less (then, within each, the order of joining).
+        What a group holds is the operations service's last look. Empty: one line in the
+        order of joining.""",
+    )
     gpu_line_file = Unicode(
         config=True,
         help="The SQLite file that keeps the line for GPUs. Default: gpu-line.sqlite beside "

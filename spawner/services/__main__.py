@@ -58,7 +58,8 @@ async def main(document: dict) -> None:
         client, _containers(), settings, gpus, Path(document["snapshot"]), log=log, line=line
     )
     prefix = os.environ.get("JUPYTERHUB_SERVICE_PREFIX", "/services/gpu-admin/")
-    app = make_app(fleet, prefix, secrets.token_bytes(32))
+    shares = {str(k): int(v) for k, v in (document.get("gpu_line_shares") or {}).items()}
+    app = make_app(fleet, prefix, secrets.token_bytes(32), line_shares=shares)
     from urllib.parse import urlparse
 
     url = urlparse(os.environ["JUPYTERHUB_SERVICE_URL"])

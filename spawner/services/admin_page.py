@@ -1,7 +1,10 @@
 """The GPU admin page: a hub service page behind hub OAuth.
 
 Every GPU with its model, holder, server, profile, since when, live utilisation and memory,
-and idle time; an admin can stop a server from it. Anyone else gets 403 with a sentence.
+and idle time; an admin can stop a server from it. Below, the line for busy GPUs: each place
+with its user, GPUs and time waited; an admin can move a place to the front or remove it
+(the waiting start then ends with a sentence for its user). Anyone else gets 403 with a
+sentence.
 The page renders the service's latest look at the fleet from memory, so it costs the same
 with 500 users as with 5; the only hub call per request is whether the visitor is an admin
 (cached for a few seconds).
@@ -9,8 +12,10 @@ with 500 users as with 5; the only hub call per request is whether the visitor i
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +24,7 @@ from jupyterhub.services.auth import HubOAuthCallbackHandler, HubOAuthenticated
 from jupyterhub.utils import url_path_join
 from tornado import web
 
+from ..gpu.waiting_line import WaitingLine
 from ..host.security_headers import set_security_headers
 from .fleet import GpuRow
 from .fleet_service import FleetService
@@ -65,9 +71,35 @@ def left(until: Any, now: float) -> str:
     return "-" if until is None else ago(until - now)
 
 
+@dataclass(frozen=True)
+class LinePlace:
+    """One place in the line for busy GPUs, as the page shows it."""
+
+    place: int
+    user: str
+    pool: str
+    gpus: int
+    waited: float  # seconds
+
+
+def line_places(
+    line: WaitingLine,
+    now: float,
+    held_by_group: Mapping[str, int] | None = None,
+    shares: Mapping[str, int] | None = None,
+) -> list[LinePlace]:
+    """Every pool's places in serving order (the spawner's own rule, `WaitingLine.order`)."""
+    places = []
+    for pool in sorted({w.pool for w in line.waiters}):
+        for i, w in enumerate(line.order(pool, held_by_group, shares), start=1):
+            places.append(LinePlace(i, w.user, w.pool, w.gpus, max(0.0, now - w.joined)))
+    return places
+
+
 def render_page(
     rows: list[GpuRow],
     *,
+    line: list[LinePlace] | None = None,
     looked_at: float | None,
     now: float,
     prefix: str,
@@ -79,6 +111,7 @@ def render_page(
     held = [r for r in rows if not r.free]
     return _env.get_template("gpu_admin.html").render(
         rows=rows,
+        line=line or [],
         held=len(held),
         total=len(rows),
         idle=sum(1 for r in held if r.idle_seconds is not None),
@@ -129,6 +162,21 @@ class AdminHandler(HubOAuthenticated, web.RequestHandler):
             raise web.HTTPError(403, NOT_ADMIN)
         return user["name"]
 
+    async def line(self) -> list[LinePlace]:
+        """The line's places now (the file the spawner keeps; [] without a line)."""
+        store = self.fleet.line
+        if store is None or not store.path.exists():
+            return []
+        waiting = await asyncio.to_thread(store.load)
+        held = self.fleet.state.summary.held_by_group
+        return line_places(waiting, time.time(), held, self.settings["line_shares"])
+
+    def notify(self, message: str) -> None:
+        """A notice for the admin's next page (see take_notice)."""
+        self.set_signed_cookie(
+            NOTICE_COOKIE, message, path=self.settings["prefix"], httponly=True, samesite="Strict"
+        )
+
     def take_notice(self) -> str:
         """The notice our own last action left (a signed cookie, read once): never words
         from the URL, which anyone could send an admin a link with."""
@@ -152,6 +200,7 @@ class PageHandler(AdminHandler):
         self.finish(
             render_page(
                 state.rows,
+                line=await self.line(),
                 looked_at=state.looked_at,
                 now=time.time(),
                 prefix=self.settings["prefix"],
@@ -175,6 +224,7 @@ class TableHandler(AdminHandler):
                 "looked_at": state.looked_at,
                 "gpus": [{**r.__dict__, "free": r.free} for r in state.rows],
                 "summary": state.summary.__dict__,
+                "line": [p.__dict__ for p in await self.line()],
             }
         )
 
@@ -200,25 +250,60 @@ class StopHandler(AdminHandler):
             label,
             extra={"user": user, "server": label, "event": "admin_stop", "admin": admin},
         )
-        message = f"Stopped {label}'s server; its GPUs are free."
-        self.set_signed_cookie(
-            NOTICE_COOKIE, message, path=self.settings["prefix"], httponly=True, samesite="Strict"
-        )
+        self.notify(f"Stopped {label}'s server; its GPUs are free.")
         self.redirect(self.settings["prefix"])
 
 
-def make_app(fleet: FleetService, prefix: str, cookie_secret: bytes) -> web.Application:
+class LineHandler(AdminHandler):
+    """POST line (user, action): move that user's place to the front, or remove it."""
+
+    @web.authenticated
+    async def post(self) -> None:
+        admin = await self.admin_only()
+        user = self.get_body_argument("user", "").strip()
+        action = self.get_body_argument("action", "")
+        store = self.fleet.line
+        if action not in ("front", "remove"):
+            raise web.HTTPError(400, "Say 'front' or 'remove' for a place in the line.")
+        if store is None or not user:
+            raise web.HTTPError(400, "Say whose place in the line to change.")
+        # Removing the place ends the user's waiting start within a second, with a sentence
+        # on their page ("Your place in line for a GPU was removed; ...").
+        change = store.move_to_front if action == "front" else store.leave
+        changed = store.path.exists() and await asyncio.to_thread(change, user)
+        if not changed:
+            raise web.HTTPError(404, f"{user} has no place in the line.")
+        self.fleet.log.info(
+            "Admin %s %s %s in the GPU line",
+            admin,
+            "moved to the front" if action == "front" else "removed",
+            user,
+            extra={"user": user, "event": f"admin_line_{action}", "admin": admin},
+        )
+        done = "is first in" if action == "front" else "was removed from"
+        self.notify(f"{user} {done} the line for GPUs.")
+        self.redirect(self.settings["prefix"])
+
+
+def make_app(
+    fleet: FleetService,
+    prefix: str,
+    cookie_secret: bytes,
+    line_shares: Mapping[str, int] | None = None,
+) -> web.Application:
     prefix = prefix if prefix.endswith("/") else prefix + "/"
     return web.Application(
         [
             (prefix, PageHandler),
             (url_path_join(prefix, "api/gpus"), TableHandler),
             (url_path_join(prefix, "stop"), StopHandler),
+            (url_path_join(prefix, "line"), LineHandler),
             (url_path_join(prefix, "oauth_callback"), HubOAuthCallbackHandler),
         ],
         fleet=fleet,
         is_admin=AdminCheck(fleet),
         prefix=prefix,
+        line_shares=dict(line_shares or {}),
         cookie_secret=cookie_secret,
         xsrf_cookies=True,
     )

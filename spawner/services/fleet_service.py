@@ -247,6 +247,8 @@ class FleetService:
             "interval": self.settings.interval,
             **asdict(self.state.summary),
             "reclaimed_by_profile": dict(self.reclaimed),
+            # When each warned server is stopped: the GPU line's estimate names it.
+            "reclaim_at": {k: w.stop_at for k, w in self.watches.items() if w.stop_at},
         }
         fd, tmp = tempfile.mkstemp(dir=self.snapshot_path.parent, prefix=".fleet-")
         with os.fdopen(fd, "w") as f:

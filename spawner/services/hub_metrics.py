@@ -191,6 +191,13 @@ class FleetCollector(Collector):
 _registered: FleetCollector | None = None
 
 
+def fleet_figures() -> dict:
+    """The operations service's latest look, as this hub process reads it ({} when there is
+    none, or it is stale): the GPU line's estimate and group shares use it."""
+    data = _registered._read() if _registered is not None else None
+    return data or {}
+
+
 def register_fleet_metrics(snapshot: Path) -> FleetCollector:
     """Add the fleet's figures to the hub's registry (once per process)."""
     global _registered

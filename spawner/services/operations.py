@@ -76,6 +76,7 @@ def service_settings(
     snapshot: Path,
     public_domain: str = "",
     gpu_line: Path | None = None,
+    line_shares: Mapping[str, int] | None = None,
 ) -> dict:
     """The document the service reads at start (validated here, so a mistake stops the hub)."""
     try:
@@ -96,6 +97,7 @@ def service_settings(
         "public_domain": public_domain,
         "snapshot": str(snapshot),
         "gpu_line": str(gpu_line) if gpu_line else None,
+        "gpu_line_shares": dict(line_shares or {}),
     }
 
 
@@ -134,8 +136,9 @@ def configure_operations(c: Any, data_dir: Path, env: Mapping | None = None) -> 
     # The line for busy GPUs, whose places the service starts again after a hub restart.
     spawner = c.CUDADockerSpawner
     line = Path(spawner.gpu_line_file) if "gpu_line_file" in spawner else data_dir / LINE_FILE
+    shares = spawner.gpu_line_group_shares if "gpu_line_group_shares" in spawner else {}
     document = service_settings(
-        reclaim, inventory, proxy_address(bind_url), proxy_ca, snapshot, domain, line
+        reclaim, inventory, proxy_address(bind_url), proxy_ca, snapshot, domain, line, shares
     )
     settings_path.write_text(json.dumps(document, indent=2))
     settings_path.chmod(0o600)

@@ -1,5 +1,6 @@
 """Issue 25 in the browser: an ordinary user of the default deployment finds the only GPU
-taken, waits in line on the spawn page, and lands in JupyterLab when the GPU frees.
+taken, waits in line on the spawn page (its place in the tab's title), and lands in
+JupyterLab with a browser notification when the GPU frees.
 
 One stand-in GPU (the engine's `nvidia` runtime points at runc, as scripts/test.sh starts
 it): the containers run with their device but see no GPU.
@@ -19,6 +20,22 @@ from tests.integration.test_gpu_line_hub import ONE_GPU  # one stand-in GPU
 pytestmark = [pytest.mark.browser, pytest.mark.docker, pytest.mark.hub]
 
 
+# Headless Chromium shows no notification and no permission prompt: the test grants the
+# permission as the user's "Allow" would, and records each notification the page makes
+# through the real constructor (the record survives the page turning into JupyterLab).
+RECORD_NOTIFICATIONS = """
+const Real = window.Notification;
+if (Real) {
+  window.Notification = function (title, options) {
+    window.cudaspawnerNotified(title, (options || {}).body || "");
+    return new Real(title, options);
+  };
+  Object.defineProperty(window.Notification, "permission", { get: () => Real.permission });
+  window.Notification.requestPermission = (...a) => Real.requestPermission(...a);
+}
+"""
+
+
 @pytest.fixture
 def secure_context(browser):
     context = browser.new_context(ignore_https_errors=True, viewport={"width": 1400, "height": 900})
@@ -30,6 +47,12 @@ def test_a_user_waits_in_line_on_the_spawn_page_and_lands_in_lab_when_the_gpu_fr
     hub_factory, secure_context, docker_client
 ):
     hub = hub_factory(ONE_GPU, secure=True)
+    notified: list[tuple[str, str]] = []
+    secure_context.expose_binding(
+        "cudaspawnerNotified", lambda source, title, body: notified.append((title, body))
+    )
+    secure_context.add_init_script(RECORD_NOTIFICATIONS)
+    secure_context.grant_permissions(["notifications"], origin=hub.url.rstrip("/"))
     hub.api("POST", "users/holder")
     assert hub.api("POST", "users/holder/server", json={"profile": "gpu"}).status_code in (
         201,
@@ -54,6 +77,12 @@ def test_a_user_waits_in_line_on_the_spawn_page_and_lands_in_lab_when_the_gpu_fr
         expect(message).to_contain_text("you are number 1 in line", timeout=60000)
         expect(message).to_contain_text("0 of 1 GPUs free, 1 held")
         expect(message).to_contain_text("No estimate")
+        # The tab says the place; the user is told a notification will come.
+        expect(page).to_have_title(re.compile(r"^#1 in line for a GPU - "))
+        expect(page.locator("#cudaspawner-notify-status")).to_have_text(
+            "You will get a notification when your server is ready."
+        )
+        assert notified == []
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / "gpu-line-pending.png"), full_page=True)
 
@@ -61,6 +90,8 @@ def test_a_user_waits_in_line_on_the_spawn_page_and_lands_in_lab_when_the_gpu_fr
         assert hub.api("DELETE", "users/holder/server").status_code in (202, 204)
         page.wait_for_url(re.compile(r"://waiter\.[^/]+/user/waiter/lab"), timeout=120000)
         wait_for_lab(page, docker_client, container_name("waiter"))
+        # The browser notification came as the server started.
+        assert notified == [("Your server is ready", "A GPU is free: your server has started.")]
         env = container_of(docker_client, "waiter").attrs["Config"]["Env"]
         assert "NVIDIA_VISIBLE_DEVICES=0" in env
     finally:

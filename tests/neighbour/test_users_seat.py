@@ -1,15 +1,19 @@
 """Issue 23, from an ordinary user's seat on the default deployment (HTTPS, native sign-up,
 internal TLS, its managed services): the SSH keys page works for a signed-up, approved,
-non-admin user; the GPU admin page is the admins' alone and takes no words from a link;
+non-admin user; the GPU admin page (and its view of the line for GPUs) is the admins'
+alone and takes no words from a link;
 service pages send the hub's security headers.
 """
 
 from __future__ import annotations
 
 import re
+import time
 
 import pytest
 
+from spawner.gpu.line_store import LineStore
+from spawner.gpu.waiting_line import Waiter
 from spawner.host.security_headers import HEADERS
 from tests.hubtools import TEST_PREFIX, Browser
 from tests.ssh.sshtools import (
@@ -197,3 +201,63 @@ def test_a_user_renamed_through_the_hub_api_keeps_their_home_keys_and_password(
         assert not logged_in(Browser(hub).login(old, "daves-long-passphrase"))
     finally:
         deployment.stop_server(new)
+
+
+def test_the_admin_reorders_and_removes_places_in_the_gpu_line_and_a_user_cannot(deployment):
+    """The admin page's view of the line for busy GPUs (issue 25). The places are written
+    into the deployment's line file for accounts the hub does not have, so the operations
+    service's attempts to start their waits again change nothing."""
+    hub, admin, user = deployment.hub, deployment.admin, deployment.users[HONEST]
+    store = LineStore(hub.data_dir / "gpu-line.sqlite")
+    now = time.time()
+    for i, name in enumerate(("qfirst", "qsecond")):
+        store.join(Waiter(name, name, "host", 1 + i, now - 600 + i, (), {"profile": "gpu"}))
+    try:
+        page = admin.get("services/gpu-admin/")
+        assert page.status_code == 200
+        rows = re.findall(r'<tr data-user="(q\w+)">\s*<td class="num">(\d)</td>', page.text)
+        assert rows == [("qfirst", "1"), ("qsecond", "2")], page.text[-2000:]
+        assert "10 min" in page.text  # how long qfirst has waited
+        listed = admin.get("services/gpu-admin/api/gpus").json()["line"]
+        assert [(p["user"], p["place"], p["gpus"]) for p in listed] == [
+            ("qfirst", 1, 1),
+            ("qsecond", 2, 2),
+        ]
+
+        # An ordinary user can neither see the line nor change it (XSRF token of their
+        # own SSH page, so the refusal is the page's, not the form check's).
+        own = user.get("services/ssh/")
+        for action in ("front", "remove"):
+            refused = user.session.post(
+                hub.service_url("gpu-admin", "line"),
+                data={"user": "qsecond", "action": action, "_xsrf": _form_xsrf(own.text)},
+                timeout=30,
+            )
+            assert refused.status_code == 403, refused.text[:300]
+        assert user.get("services/gpu-admin/api/gpus").status_code == 403
+        assert [w.user for w in store.load().order("host")] == ["qfirst", "qsecond"]
+
+        # The admin moves qsecond to the front, then removes qfirst.
+        moved = admin.session.post(
+            hub.service_url("gpu-admin", "line"),
+            data={"user": "qsecond", "action": "front", "_xsrf": _form_xsrf(page.text)},
+            timeout=30,
+        )
+        assert moved.status_code == 200 and "qsecond is first in the line" in moved.text
+        assert [w.user for w in store.load().order("host")] == ["qsecond", "qfirst"]
+        removed = admin.session.post(
+            hub.service_url("gpu-admin", "line"),
+            data={"user": "qfirst", "action": "remove", "_xsrf": _form_xsrf(moved.text)},
+            timeout=30,
+        )
+        assert removed.status_code == 200 and "qfirst was removed" in removed.text
+        assert [w.user for w in store.load().waiters] == ["qsecond"]
+        unknown = admin.session.post(
+            hub.service_url("gpu-admin", "line"),
+            data={"user": "qnobody", "action": "remove", "_xsrf": _form_xsrf(removed.text)},
+            timeout=30,
+        )
+        assert unknown.status_code == 404 and "qnobody has no place in the line" in unknown.text
+    finally:
+        for name in ("qfirst", "qsecond"):
+            store.leave(name)

@@ -72,6 +72,8 @@ async def test_idle_server_warned_then_stopped_busy_one_untouched_snapshot_writt
         now[0] = t
         await fleet.look()
     assert hub.sent == [("warn", "/user/ann/", 1015.0)]
+    # The warned server's stop time is in the snapshot: the hub's GPU line estimates by it.
+    assert json.loads((tmp_path / "fleet.json").read_text())["reclaim_at"] == {"ann": 1015.0}
     now[0] = 1015
     await fleet.look()
     assert hub.sent[-1] == ("stop", "ann")

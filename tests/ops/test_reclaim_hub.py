@@ -146,6 +146,11 @@ def test_idle_gpu_is_warned_then_stopped_busy_exempt_and_kept_servers_stay(
         held["opsbusy"][0]["utilization_gpu"] == 90 and held["opsidle"][0]["utilization_gpu"] == 0
     )
 
+    # All four GPUs held: opslate takes a place in the line (issue 25).
+    r = hub.api("POST", "users/opslate/server", json={"profile": "busy", "wait": True})
+    assert r.status_code == 202, r.text
+    hub.progress_until("opslate", "number 1 in line")
+
     # The idle servers are warned; the status document (what the panel and the status bar
     # read) carries the time left.
     warning = _wait("opskeeper's warning", lambda: notice("opskeeper")["warning"], 30, hub)
@@ -154,7 +159,11 @@ def test_idle_gpu_is_warned_then_stopped_busy_exempt_and_kept_servers_stay(
     first_stop_at = warning["stop_at"]
     r = gpu_api("opskeeper", "POST", "reclaim/keep")
     assert r.status_code == 200 and r.json()["warning"] is None, r.text[:300]
-    _wait("opsidle's warning", lambda: notice("opsidle")["warning"], 30, hub)
+    idle_warning = _wait("opsidle's warning", lambda: notice("opsidle")["warning"], 30, hub)
+    # The waiting user's estimate now names the reclaim that frees a GPU, at its time.
+    at = time.strftime("%H:%M UTC", time.gmtime(idle_warning["stop_at"]))
+    said = hub.progress_until("opslate", f"reclaimed at {at}")
+    assert "number 1 in line; 0 of 4 GPUs free, 4 held. About " in said, said
 
     # Past opskeeper's first deadline it still runs: "keep" started a new idle period.
     _wait("opskeeper's first deadline", lambda: time.time() > first_stop_at + 2, WARN_FOR + 5, hub)
@@ -189,9 +198,7 @@ def test_idle_gpu_is_warned_then_stopped_busy_exempt_and_kept_servers_stay(
     assert m[("cudaspawner_gpus_reclaimed_total", (("profile", "idle"),))] == 1
     assert m[("cudaspawner_gpus_held_by_group", (("group", ""),))] == 3
 
-    # The freed GPU goes to the next user.
-    r = hub.api("POST", "users/opslate/server", json={"profile": "busy"})
-    assert r.status_code in (201, 202), r.text
+    # The freed GPU goes to the user waiting in line, with no request from them.
     hub.wait_ready("opslate")
     assert (
         container_of(docker_client, "opslate").labels["org.cudaspawner.gpus"] == gpu_of["opsidle"]

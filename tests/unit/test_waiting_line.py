@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
+import json
+import logging
+import time
+from types import SimpleNamespace
+
 import pytest
 
+from spawner.docker_edge.gpu_line import WaitsInLine
+from spawner.gpu.allocator import Gpu, GpuAllocator
+from spawner.gpu.host import GpuHost
 from spawner.gpu.waiting_line import HeldGpu, LineError, Waiter, WaitingLine, estimate
+from spawner.services.hub_metrics import register_fleet_metrics
 
 T0 = 1_800_000_000.0  # 2027-01-15T08:00:00Z
 
@@ -73,16 +82,45 @@ def test_the_estimate_names_the_reclaim_that_frees_a_gpu():
     assert found.reason == "about 12 min: a GPU held by an idle server is reclaimed at 08:12 UTC"
 
 
-def test_the_estimate_uses_the_maximum_holding_time_and_the_pools_usual_holds():
-    held = [HeldGpu(since=T0 - 3600, held_until=T0 + 7200), HeldGpu(since=T0 - 600)]
-    # The second GPU is usually held 30 min: it frees in about 20 min, before the first.
+def test_the_estimate_uses_the_reclaim_and_the_pools_usual_holds():
+    held = [HeldGpu(since=T0 - 3600, reclaim_at=T0 + 7200), HeldGpu(since=T0 - 600)]
+    # The second GPU is usually held 30 min: it frees in about 20 min, before the first;
+    # the first, held longer than usual, frees when the reclaim stops its idle server.
     found = estimate(1, held, now=T0, recent_holds=[1800, 1800, 600, 5400])
     assert found.seconds == 20 * 60 and "usually held 30 min" in found.reason
     second = estimate(2, held, now=T0, recent_holds=[1800])
-    assert second.seconds == 7200 and "maximum holding time at 10:00 UTC" in second.reason
+    assert second.seconds == 7200 and "reclaimed at 10:00 UTC" in second.reason
 
 
 def test_no_estimate_when_nothing_says_when_a_gpu_frees():
     found = estimate(1, [HeldGpu(since=T0)], now=T0)
     assert found.seconds is None and found.reason.startswith("no estimate")
     assert estimate(3, [HeldGpu(since=T0, reclaim_at=T0 + 60)], now=T0).seconds is None
+
+
+def test_the_hosts_held_gpus_carry_the_reclaim_deadline_of_their_server():
+    gpus = [Gpu(index=i, id=str(i)) for i in range(2)]
+    host = GpuHost(gpus, GpuAllocator(gpus), logging.getLogger("test"))
+    host.allocator.reserve("ann", "ann", [], 1)
+    host.allocator.reserve("bob", "bob", [], 1)
+    held = host.held_gpus({"bob": T0 + 300})
+    assert sorted(h.reclaim_at or 0 for h in held) == [0, T0 + 300]
+    found = estimate(1, held, now=T0)
+    assert found.reason == "about 5 min: a GPU held by an idle server is reclaimed at 08:05 UTC"
+
+
+def test_group_shares_order_the_line_by_what_each_group_holds_at_the_last_look(tmp_path):
+    snapshot = tmp_path / "fleet.json"
+    snapshot.write_text(
+        json.dumps({"written_at": time.time(), "interval": 30, "held_by_group": {"vision": 3}})
+    )
+    register_fleet_metrics(snapshot)
+    spawner = SimpleNamespace(gpu_line_group_shares={"vision": 2, "nlp": 2})
+    order = WaitsInLine._serving_order(spawner)
+    assert order == {"held_by_group": {"vision": 3}, "shares": {"vision": 2, "nlp": 2}}
+    line = WaitingLine([waiter("vic", 0, groups=("vision",)), waiter("nia", 60, groups=("nlp",))])
+    # vision holds 3 GPUs against a share of 2: nia, who joined later, goes first.
+    assert [w.user for w in line.order("h100", **order)] == ["nia", "vic"]
+    assert line.position("vic", **order) == 2
+    # No shares set: the order of joining, and the snapshot is not even read.
+    assert WaitsInLine._serving_order(SimpleNamespace(gpu_line_group_shares={})) == {}
