@@ -16,13 +16,15 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import Protocol
 
 from ..engine import failures
 from ..gpu.allocator import Gpu, GpuQuotaExceeded, GpuUnavailable, plural
 from ..gpu.host import GpuHost
 from ..gpu.line_store import LineStore
-from ..gpu.waiting_line import Waiter, WaitingLine, estimate
+from ..gpu.waiting_line import HeldGpu, Waiter, WaitingLine, estimate
 from ..planning.choice import Choice
 from ..services.hub_metrics import fleet_figures, record_line, record_line_start, record_refusal
 
@@ -32,6 +34,50 @@ LOOK_EVERY = 1.0  # seconds between two looks at the free GPUs while waiting
 # JupyterHub's pending page with the place in the tab's title and a browser notification
 # when the server is ready (jupyterhub_config.py puts it on the hub's template paths).
 LINE_TEMPLATES = Path(__file__).parent / "templates"
+
+
+class LinePool(Protocol):
+    """The GPUs a line waits for, as each engine sees them (Docker: this host's table;
+    Swarm: the nodes a profile may use)."""
+
+    name: str  # the line's pool: who waits for the same GPUs
+    total: int
+    recent_holds: Iterable[float]
+
+    async def free(self) -> int:
+        """GPUs a start could take now."""
+
+    async def take(self, choice: Choice) -> tuple[Gpu, ...] | None:
+        """This start's GPUs, reserved now; None when they went in the meantime."""
+
+    def held(self, reclaim_at: Mapping[str, float] | None) -> list[HeldGpu]:
+        """The held GPUs, with what is known of when each frees."""
+
+
+class HostPool:
+    """This Docker host's GPUs (`gpu.host.GpuHost`): one pool for every profile."""
+
+    name = POOL
+
+    def __init__(self, host: GpuHost, spawner: WaitsInLine) -> None:
+        self.host, self.spawner = host, spawner
+        self.total = host.total
+        self.recent_holds = host.recent_holds
+
+    async def free(self) -> int:
+        return await self.host.free_count(self.spawner._engine) or 0
+
+    async def take(self, choice: Choice) -> tuple[Gpu, ...] | None:
+        s = self.spawner
+        try:
+            return await self.host.reserve(
+                s.server_key, s.user.name, s._group_names(), choice.gpus, s._engine
+            )
+        except GpuUnavailable:
+            return None  # taken in the meantime (an outside container): look again
+
+    def held(self, reclaim_at: Mapping[str, float] | None) -> list[HeldGpu]:
+        return self.host.held_gpus(reclaim_at)
 
 
 class WaitsInLine:
@@ -58,11 +104,11 @@ class WaitsInLine:
         held = fleet_figures().get("held_by_group") or {}
         return {"held_by_group": held, "shares": dict(self.gpu_line_group_shares)}
 
-    async def _line_reserve(self, choice: Choice, host: GpuHost) -> tuple[Gpu, ...] | None:
+    async def _line_reserve(self, choice: Choice, pool: LinePool) -> tuple[Gpu, ...] | None:
         """GPUs when the line lets this start have them now; None when it must wait (or may
         not: a start that did not ask to wait is refused with a 409 saying why)."""
         line = await asyncio.to_thread(self._line().load)
-        ahead = [w for w in line.order(POOL) if w.user != self.user.name]
+        ahead = [w for w in line.order(pool.name) if w.user != self.user.name]
         if not ahead:
             return None  # nobody waits: reserve as usual
         if not choice.wait:
@@ -72,7 +118,7 @@ class WaitsInLine:
                 "in line for GPUs; tick 'Wait for a GPU' to take your place after them, or "
                 "pick the CPU profile.",
             )
-        return await self._wait_in_line(choice, host)
+        return await self._wait_in_line(choice, pool)
 
     def _check_can_wait(self, choice: Choice, host: GpuHost) -> None:
         """A wait that could never end is refused now: over the quota, or more GPUs than
@@ -91,14 +137,14 @@ class WaitsInLine:
             record_refusal("gpu_quota", user=self.user.name, server=self.server_key, message=str(e))
             raise failures.user_error(409, str(e))
 
-    async def _wait_in_line(self, choice: Choice, host: GpuHost) -> tuple[Gpu, ...]:
-        """Wait in line until this start is first and its GPUs are free; then reserve them."""
-        self._check_can_wait(choice, host)
+    async def _wait_in_line(self, choice: Choice, pool: LinePool) -> tuple[Gpu, ...]:
+        """Wait in line until this start is first and its GPUs are free; then reserve them.
+        (The caller checked that the wait can end: the quota, and the pool's size.)"""
         store = self._line()
         me = Waiter(
             self.user.name,
             self.server_key,
-            POOL,
+            pool.name,
             choice.gpus,
             time.time(),
             tuple(self._group_names()),
@@ -106,7 +152,7 @@ class WaitsInLine:
         )
         me = await asyncio.to_thread(store.join, me)
         self._in_line = True
-        await self._count_line(store)
+        await self._count_line(store, pool.name)
         self.log.info(
             "%s joined the GPU line", me.user, extra={"event": "line_join", "user": me.user}
         )
@@ -128,12 +174,12 @@ class WaitsInLine:
                 # Alive: a place whose start stopped looking (the hub went away) is started
                 # again by the operations service after a restart.
                 await asyncio.to_thread(store.touch, me.user, time.time())
-                free = await host.free_count(self._engine) or 0
+                free = await pool.free()
                 order = self._serving_order()
-                head = line.next_to_start(POOL, free, **order)
+                head = line.next_to_start(pool.name, free, **order)
                 if head is not None and head.user == me.user:
-                    gpus = await self._reserve_now(choice, host)
-                    if gpus:
+                    gpus = await pool.take(choice)
+                    if gpus is not None:
                         record_line_start(time.time() - me.joined)
                         self.log.info(
                             "%s started from the GPU line",
@@ -142,7 +188,7 @@ class WaitsInLine:
                                    "waited": round(time.time() - me.joined, 1)},
                         )  # fmt: skip
                         return gpus
-                message = self._line_message(line, me, free, host, order)
+                message = self._line_message(line, me, free, pool, order)
                 if message != said:
                     self._progress.add(15, message)
                     said = message
@@ -157,7 +203,7 @@ class WaitsInLine:
             # Started, refused or expired: the place goes. (One short SQLite write.)
             if not keep:
                 self._in_line = False
-                self._leave_line()
+                self._leave_line(pool.name)
 
     def _stopped_while_waiting(self) -> None:
         """The pending server of a start waiting in line was stopped: leaving the line.
@@ -167,45 +213,40 @@ class WaitsInLine:
             self._in_line = False
             self._leave_line()
 
-    def _leave_line(self) -> None:
+    def _leave_line(self, pool: str | None = None) -> None:
         """Give this user's place in the line up, if they have one (a start that ended, or
         the pending server stopped: leaving the line)."""
         store = self._line()
-        if self.gpu_line and store.path.exists() and store.leave(self.user.name):
+        if not (self.gpu_line and store.path.exists()):
+            return
+        place = store.load().place_of(self.user.name)
+        if place is not None and store.leave(self.user.name):
             self.log.info(
                 "%s left the GPU line",
                 self.user.name,
                 extra={"event": "line_leave", "user": self.user.name},
             )
-            record_line(POOL, len(store.load().order(POOL)))
+            record_line(place.pool, len(store.load().order(place.pool)))
 
     @staticmethod
-    async def _count_line(store: LineStore) -> None:
+    async def _count_line(store: LineStore, pool: str) -> None:
         line = await asyncio.to_thread(store.load)
-        record_line(POOL, len(line.order(POOL)))
-
-    async def _reserve_now(self, choice: Choice, host: GpuHost) -> tuple[Gpu, ...]:
-        try:
-            return await host.reserve(
-                self.server_key, self.user.name, self._group_names(), choice.gpus, self._engine
-            )
-        except GpuUnavailable:
-            return ()  # taken in the meantime (an outside container): look again
+        record_line(pool, len(line.order(pool)))
 
     @staticmethod
     def _line_message(
-        line: WaitingLine, me: Waiter, free: int, host: GpuHost, order: dict | None = None
+        line: WaitingLine, me: Waiter, free: int, pool: LinePool, order: dict | None = None
     ) -> str:
         order = order or {}
         place = line.position(me.user, **order) or 1
-        needed = sum(w.gpus for w in line.order(POOL, **order)[:place]) - free
+        needed = sum(w.gpus for w in line.order(pool.name, **order)[:place]) - free
         # The idle reclaim's stop times (the operations service's last look) name when a
         # held GPU frees; without them, the pool's usual holding times.
-        held = host.held_gpus(fleet_figures().get("reclaim_at"))
-        guess = estimate(max(1, needed), held, time.time(), host.recent_holds)
+        held = pool.held(fleet_figures().get("reclaim_at"))
+        guess = estimate(max(1, needed), held, time.time(), pool.recent_holds)
         reason = guess.reason[:1].upper() + guess.reason[1:]
         return (
             f"Waiting for {plural(me.gpus)}: you are number {place} in line; "
-            f"{free} of {host.total} GPUs free, {host.total - free} held. {reason}. "
+            f"{free} of {pool.total} GPUs free, {pool.total - free} held. {reason}. "
             "You may close this page and keep your place; Stop Server leaves the line."
         )

@@ -36,7 +36,7 @@ from ..planning.site_config import SiteConfig
 from ..services.hub_metrics import record_refusal, record_spawn
 from .account_volumes import AccountVolumes
 from .container_spec import DockerStart, EngineStart, docker_start, made_from
-from .gpu_line import WaitsInLine
+from .gpu_line import HostPool, WaitsInLine
 from .progress import Progress, wait_listening
 from .user_choice import UserChoice
 
@@ -161,8 +161,11 @@ class CUDADockerSpawner(UserChoice, WaitsInLine, AccountVolumes, SiteConfig, Doc
         if count == 0:
             return ()
         host = await self.gpu_host()
+        pool = HostPool(host, self)
         try:
-            gpus = await self._line_reserve(choice, host) if self.gpu_line else None
+            if self.gpu_line and choice.wait:
+                self._check_can_wait(choice, host)
+            gpus = await self._line_reserve(choice, pool) if self.gpu_line else None
             if gpus is None:
                 try:
                     gpus = await host.reserve(
@@ -171,7 +174,7 @@ class CUDADockerSpawner(UserChoice, WaitsInLine, AccountVolumes, SiteConfig, Doc
                 except GpuUnavailable:
                     if not (self.gpu_line and choice.wait):
                         raise
-                    gpus = await self._wait_in_line(choice, host)
+                    gpus = await self._wait_in_line(choice, pool)
         except GpuAllocationError as e:
             reason = "gpu_quota" if isinstance(e, GpuQuotaExceeded) else "no_free_gpu"
             record_refusal(

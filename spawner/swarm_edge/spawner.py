@@ -7,7 +7,9 @@ DockerSpawner's SwarmSpawner (services, tasks, poll, stop). What differs, and wh
 - `reserve_gpus`: the hub checks the quota and that some node can take the request now
   (`gpu.cluster`) and reserves nothing itself; the plan carries the count, and the
   service reserves `NVIDIA-GPU=N`; Swarm picks node and devices. The GPU table is the
-  cluster's (tasks' assigned resources), so a hub restart loses nothing.
+  cluster's (tasks' assigned resources), so a hub restart loses nothing. A start that may
+  wait takes a place in the line for busy GPUs (`ClusterPool`: one line per set of
+  placement constraints; a start fits when one node has its GPUs free).
 - `engine_start`: `service_spec.swarm_start(plan, ...)`, once per start: plain data.
 - The form's free GPUs: per profile, on the nodes each may use (`_form_gpus`).
 - A task still pending after `pending_timeout` is removed and the user told Swarm's reason.
@@ -33,6 +35,7 @@ from ..gpu.cluster import (
     nodes_from_api,
     pending_reason,
 )
+from ..gpu.waiting_line import HeldGpu
 from ..planning.choice import Choice
 from ..planning.form import ProfileAvailability
 from ..planning.plan import StartPlan
@@ -54,6 +57,45 @@ class ClusterGpuView:
 
     async def free_count(self, _engine: object = None) -> int | None:
         return self.cap.free if self.cap else None  # None: unknown, nothing disabled
+
+
+class ClusterPool:
+    """The nodes a profile may use, as the line for busy GPUs waits for them.
+
+    Free is the most free GPUs on one node (a task's GPUs share a node), less those of
+    starts that took their turn and whose task Swarm has not placed yet (`claims`): so the
+    next in line does not take the same GPUs meanwhile. The cluster keeps no holding times:
+    the estimate says so rather than guess.
+    """
+
+    recent_holds: tuple[float, ...] = ()
+    claims: dict[str, tuple[str, int]] = {}  # server key -> (pool, GPUs), this hub process
+
+    def __init__(self, spawner: CUDASwarmSpawner, profile: str) -> None:
+        self.spawner, self.profile = spawner, profile
+        constraints = sorted(spawner._constraints(profile))
+        self.name = "cluster" + (f": {', '.join(constraints)}" if constraints else "")
+        self.total = 0
+
+    async def capacity(self) -> Capacity:
+        cap = await self.spawner._capacity(self.profile)
+        self.total = cap.largest_total
+        claimed = sum(n for pool, n in self.claims.values() if pool == self.name)
+        return replace(cap, largest_free=max(0, cap.largest_free - claimed))
+
+    async def free(self) -> int:
+        return (await self.capacity()).largest_free
+
+    async def take(self, choice: Choice) -> tuple | None:
+        try:
+            check_fits(choice.gpus, await self.capacity())
+        except NoNodeFits:
+            return None
+        self.claims[self.spawner.server_key] = (self.name, choice.gpus)
+        return ()  # Swarm picks the devices
+
+    def held(self, reclaim_at) -> list[HeldGpu]:
+        return []
 
 
 class CUDASwarmSpawner(CUDADockerSpawner, SwarmSpawner):
@@ -88,11 +130,6 @@ class CUDASwarmSpawner(CUDADockerSpawner, SwarmSpawner):
         help="""Host ports servers are published on (host mode, on the node that runs
         them): the hub and proxy reach a server at its node's address and this port.""",
     )
-
-    @default("gpu_line")
-    def _default_gpu_line(self) -> bool:
-        # The line for busy GPUs waits on this host's GPU table; a cluster's is Swarm's.
-        return False
 
     @default("pull_policy")
     def _default_pull_policy(self) -> str:
@@ -165,10 +202,22 @@ class CUDASwarmSpawner(CUDADockerSpawner, SwarmSpawner):
             if hub_identity.is_ours((s.get("Spec") or {}).get("Labels"), self.hub_id)
         ]
         held = held_by_user(ours, self.user.name, except_server=self.server_key)
+        pool = ClusterPool(self, choice.profile.slug)
+        waits = self.gpu_line and choice.wait
         try:
             if quota is not None and held + count > quota:
                 raise GpuQuotaExceeded(count, held, quota)
-            check_fits(count, await self._capacity(choice.profile.slug))
+            cap = await pool.capacity()
+            if waits:  # a wait no node could ever end is refused now
+                check_fits(count, replace(cap, largest_free=cap.largest_total))
+            got = await self._line_reserve(choice, pool) if self.gpu_line else None
+            if got is None:  # nobody waits ahead: the cluster decides now
+                try:
+                    check_fits(count, cap)
+                except NoNodeFits:
+                    if not waits:
+                        raise
+                    await self._wait_in_line(choice, pool)
         except (GpuQuotaExceeded, NoNodeFits) as e:
             raise failures.user_error(409, str(e)) from None
         self._progress.add(20, f"asking the cluster for {plural(count)}")
@@ -220,7 +269,11 @@ class CUDASwarmSpawner(CUDADockerSpawner, SwarmSpawner):
             raise failures.user_error(
                 500, "Internal TLS is not supported on a Swarm cluster; tell your administrator."
             )
-        return await super().start()
+        try:
+            return await super().start()
+        finally:
+            # Placed (or failed): the cluster's own counts say the rest.
+            ClusterPool.claims.pop(self.server_key, None)
 
     async def start_object(self):
         """Wait for the task to run; a task pending past `pending_timeout` is refused."""

@@ -107,14 +107,20 @@ def test_one_node_four_gpus_distinct_fifth_refused_stop_frees_restart_keeps(
     r = spawn("sw1eve")
     assert r.status_code == 409, r.text
     assert "no node has that many free right now" in r.json()["message"]
+    # Asked to wait, sw1eve takes a place in the line for busy GPUs instead (issue 25).
+    r = hub.api("POST", "users/sw1eve/server", json={"profile": "gpu", "wait": True})
+    assert r.status_code in (201, 202), r.text
+    said = hub.progress_until("sw1eve", "number 1 in line")
+    assert "Waiting for 1 GPU: you are number 1 in line; 0 of 4 GPUs free, 4 held." in said
+    assert hub.api("GET", "users/sw1eve").json()["servers"][""]["pending"] == "spawn"
 
+    # A task ends (sw1ann stops): sw1eve starts by itself, on the freed GPU.
     hub.api("DELETE", "users/sw1ann/server")
     hub.wait_stopped("sw1ann")
     freed = seen["sw1ann"][0]
-    assert freed not in cluster_table(node)
-    assert spawn("sw1eve").status_code in (201, 202)
     hub.wait_ready("sw1eve", timeout=120)
     assert panel_gpus(hub, "sw1eve") == [freed]
+    assert "sw1eve started from the GPU line" in hub.log()
 
     # A restarted hub finds the servers and still refuses a GPU that is held.
     hub.stop()

@@ -11,9 +11,12 @@ import pytest
 
 from spawner.docker_edge.gpu_line import WaitsInLine
 from spawner.gpu.allocator import Gpu, GpuAllocator
+from spawner.gpu.cluster import Capacity
 from spawner.gpu.host import GpuHost
 from spawner.gpu.waiting_line import HeldGpu, LineError, Waiter, WaitingLine, estimate
+from spawner.planning.choice import Choice
 from spawner.services.hub_metrics import register_fleet_metrics
+from spawner.swarm_edge.spawner import ClusterPool
 
 T0 = 1_800_000_000.0  # 2027-01-15T08:00:00Z
 
@@ -124,3 +127,27 @@ def test_group_shares_order_the_line_by_what_each_group_holds_at_the_last_look(t
     assert line.position("vic", **order) == 2
     # No shares set: the order of joining, and the snapshot is not even read.
     assert WaitsInLine._serving_order(SimpleNamespace(gpu_line_group_shares={})) == {}
+
+
+async def test_a_cluster_start_that_took_its_turn_holds_its_gpus_until_swarm_places_it():
+    """Swarm's free counts lag a new service: the next in line must not take the same GPUs."""
+
+    async def capacity(profile: str) -> Capacity:
+        return Capacity(nodes=1, total=4, free=1, largest_total=4, largest_free=1)
+
+    def spawner(key: str) -> SimpleNamespace:
+        return SimpleNamespace(
+            server_key=key, _capacity=capacity, _constraints=lambda p: ["node.labels.gpu==h100"]
+        )
+
+    one = Choice(profile=None, gpus=1, wait=True)  # the pool reads the count only
+    first, second = ClusterPool(spawner("ann"), "h100"), ClusterPool(spawner("bob"), "h100")
+    assert first.name == "cluster: node.labels.gpu==h100"
+    try:
+        assert await first.take(one) == ()  # Swarm picks the devices
+        assert await second.free() == 0 and await second.take(one) is None
+        assert second.total == 4 and second.held(None) == []
+        ClusterPool.claims.pop("ann")  # ann's task is placed: the cluster counts it now
+        assert await second.take(one) == ()
+    finally:
+        ClusterPool.claims.clear()
