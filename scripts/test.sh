@@ -21,10 +21,12 @@ fi
 # bookworm lacks it); openssh-client: the SSH gateway's tests use the real client; iproute2:
 # the Swarm tests give each extra engine a network namespace (`ip netns`, veth);
 # libnss-myhostname: the tests' Python resolves hub.localhost and <user>.hub.localhost (the
-# default deployment's names) to this machine, as browsers and curl do by themselves.
-ensure_system_packages chromium libatomic1 openssh-client iproute2 libnss-myhostname
-trap stop_started_dockerd EXIT
+# default deployment's names) to this machine, as browsers and curl do by themselves;
+# postgresql: the GPU-hours record's tests run on a real PostgreSQL server as well.
+ensure_system_packages chromium libatomic1 openssh-client iproute2 libnss-myhostname postgresql
+trap 'stop_started_dockerd; stop_started_postgres' EXIT
 ensure_dockerd --add-runtime nvidia=runc
+ensure_postgres
 ensure_proxy
 ensure_venv hub,notebook,test
 # Every image the tests run: the base, the CPU image and the PyTorch 2.9 / CUDA 12.8 image

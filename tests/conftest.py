@@ -25,9 +25,11 @@ BESIDE = {
     "tests/integration/test_security_login.py",
     "tests/integration/test_user_origins_hub.py",
     "tests/integration/test_hub_ports.py",
+    "tests/integration/test_profiles_hub.py",
     "tests/integration/test_image.py",
     "tests/integration/test_cuda_image.py",
     "tests/neighbour/test_users_seat.py",
+    "tests/accounting/test_usage_store.py",
     "tests/ops/test_culler_hub.py",
     "tests/setup/test_setup_scripts.py",
     "tests/browser/test_default_deployment.py",
@@ -50,7 +52,7 @@ def pytest_addoption(parser):
 def lane_of(item) -> str:
     """The lane a test runs in (see LANES)."""
     path = Path(str(item.fspath)).resolve().relative_to(ROOT)
-    needs = {m.name for m in item.iter_markers()} & {"docker", "hub", "gpu", "browser"}
+    needs = {m.name for m in item.iter_markers()} & {"docker", "hub", "gpu", "browser", "postgres"}
     if not needs and "browser" not in path.parts:
         return "pure"
     if "swarm" in path.parts:

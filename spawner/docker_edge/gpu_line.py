@@ -107,7 +107,10 @@ class WaitsInLine:
     async def _line_reserve(self, choice: Choice, pool: LinePool) -> tuple[Gpu, ...] | None:
         """GPUs when the line lets this start have them now; None when it must wait (or may
         not: a start that did not ask to wait is refused with a 409 saying why)."""
-        line = await asyncio.to_thread(self._line().load)
+        store = self._line()
+        if not store.path.exists():
+            return None  # nobody ever waited here
+        line = await asyncio.to_thread(store.load)
         ahead = [w for w in line.order(pool.name) if w.user != self.user.name]
         if not ahead:
             return None  # nobody waits: reserve as usual
@@ -226,7 +229,10 @@ class WaitsInLine:
                 self.user.name,
                 extra={"event": "line_leave", "user": self.user.name},
             )
-            record_line(place.pool, len(store.load().order(place.pool)))
+        # Counted again even when the place was gone already (an admin removed it).
+        pool = place.pool if place is not None else pool
+        if pool is not None:
+            record_line(pool, len(store.load().order(pool)))
 
     @staticmethod
     async def _count_line(store: LineStore, pool: str) -> None:

@@ -19,6 +19,7 @@ import docker.errors
 from dockerspawner import DockerSpawner
 from traitlets import default
 
+from ..accounting.holds import EXITED, STOPPED
 from ..engine import failures, foreign_objects, hub_identity
 from ..gpu.allocator import Gpu, GpuAllocationError, GpuQuotaExceeded, GpuUnavailable, plural
 from ..gpu.engine_view import EngineReads, docker_reads
@@ -38,10 +39,13 @@ from .account_volumes import AccountVolumes
 from .container_spec import DockerStart, EngineStart, docker_start, made_from
 from .gpu_line import HostPool, WaitsInLine
 from .progress import Progress, wait_listening
+from .usage_record import RecordsUsage
 from .user_choice import UserChoice
 
 
-class CUDADockerSpawner(UserChoice, WaitsInLine, AccountVolumes, SiteConfig, DockerSpawner):
+class CUDADockerSpawner(
+    UserChoice, WaitsInLine, RecordsUsage, AccountVolumes, SiteConfig, DockerSpawner
+):
     """A DockerSpawner for GPU notebooks; see docs/ for the whole picture."""
 
     _inspect_own = "inspect_container"  # the Docker call that inspects what a server runs in
@@ -160,6 +164,7 @@ class CUDADockerSpawner(UserChoice, WaitsInLine, AccountVolumes, SiteConfig, Doc
         count = choice.gpus
         if count == 0:
             return ()
+        await self._check_budgets()  # over a hard budget: refused, never queued
         host = await self.gpu_host()
         pool = HostPool(host, self)
         try:
@@ -213,6 +218,7 @@ class CUDADockerSpawner(UserChoice, WaitsInLine, AccountVolumes, SiteConfig, Doc
                 server=self.server_key,
                 gpus=list(start.gpu_ids),
             )
+            await self._record_start(start)
             return ip, port
         except Exception as e:
             await self._cleanup_failed_start()
@@ -367,6 +373,7 @@ class CUDADockerSpawner(UserChoice, WaitsInLine, AccountVolumes, SiteConfig, Doc
         if status is not None:
             # The container is gone or stopped behind the hub's back: free its GPUs.
             GpuHost.release_for(self.server_key)
+            await self._record_end(EXITED)
         return status
 
     def run_post_stop_hook(self):
@@ -385,3 +392,4 @@ class CUDADockerSpawner(UserChoice, WaitsInLine, AccountVolumes, SiteConfig, Doc
         finally:
             self._choice = self._start = None
             self._release()
+            await self._record_end(STOPPED)

@@ -16,6 +16,7 @@ from ..planning.form import SiteLimits, spawn_form
 from ..planning.profiles import Profile, ProfileConfigError, profiles_for_user, site_profiles
 from ..services.hub_metrics import record_refusal
 from .progress import Progress
+from .usage_record import usage_note_html
 
 
 class UserChoice(HasTraits):
@@ -75,7 +76,8 @@ class UserChoice(HasTraits):
         """The spawn form: the user's profiles, their last choice, and GPUs free right now."""
         visible = await self._visible_profiles()
         free, total, per_profile = await self._form_gpus(visible)
-        return spawn_form(
+        figures, warned = await self._usage_note()
+        return usage_note_html(figures, warned) + spawn_form(
             visible,
             self.user_options,
             free=free,

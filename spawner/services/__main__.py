@@ -10,6 +10,7 @@ import secrets
 import sys
 from pathlib import Path
 
+from ..accounting.usage_store import UsageStore
 from ..gpu.inventory import load_inventory
 from ..gpu.labels import ACTIVE_STATES, GPUS_LABEL
 from ..host.log_redaction import install as install_log_redaction
@@ -20,6 +21,8 @@ from .hub_client import HubClient
 from .json_logs import use_json_logs
 from .lifetime import end_with_parent
 from .operations import JSON_LOGS_ENV, SETTINGS_ENV
+from .usage_keeper import UsageKeeper
+from .usage_page import usage_routes
 
 
 def _containers():
@@ -54,12 +57,29 @@ async def main(document: dict) -> None:
         public_domain=document.get("public_domain") or "",
     )
     line = Path(document["gpu_line"]) if document.get("gpu_line") else None
+    store = UsageStore(document["usage_url"]) if document.get("usage_url") else None
+    models = {g.id: g.name for g in gpus or ()}
+    usage = UsageKeeper(store, settings.interval, models, log) if store is not None else None
     fleet = FleetService(
-        client, _containers(), settings, gpus, Path(document["snapshot"]), log=log, line=line
+        client,
+        _containers(),
+        settings,
+        gpus,
+        Path(document["snapshot"]),
+        log=log,
+        line=line,
+        usage=usage,
     )
     prefix = os.environ.get("JUPYTERHUB_SERVICE_PREFIX", "/services/gpu-admin/")
     shares = {str(k): int(v) for k, v in (document.get("gpu_line_shares") or {}).items()}
-    app = make_app(fleet, prefix, secrets.token_bytes(32), line_shares=shares)
+    app = make_app(
+        fleet,
+        prefix,
+        secrets.token_bytes(32),
+        line_shares=shares,
+        extra_routes=usage_routes(prefix),
+        usage_store=store,
+    )
     from urllib.parse import urlparse
 
     url = urlparse(os.environ["JUPYTERHUB_SERVICE_URL"])

@@ -290,6 +290,8 @@ def make_app(
     prefix: str,
     cookie_secret: bytes,
     line_shares: Mapping[str, int] | None = None,
+    extra_routes: list | None = None,
+    usage_store: Any = None,
 ) -> web.Application:
     prefix = prefix if prefix.endswith("/") else prefix + "/"
     return web.Application(
@@ -298,12 +300,14 @@ def make_app(
             (url_path_join(prefix, "api/gpus"), TableHandler),
             (url_path_join(prefix, "stop"), StopHandler),
             (url_path_join(prefix, "line"), LineHandler),
+            *(extra_routes or []),
             (url_path_join(prefix, "oauth_callback"), HubOAuthCallbackHandler),
         ],
         fleet=fleet,
         is_admin=AdminCheck(fleet),
         prefix=prefix,
         line_shares=dict(line_shares or {}),
+        usage_store=usage_store,
         cookie_secret=cookie_secret,
         xsrf_cookies=True,
     )

@@ -31,6 +31,7 @@ from .hub_api import HubApiError
 from .hub_client import HubClient
 from .line_keeper import line_actions, server_name
 from .server_figures import ServerFigures, read_status
+from .usage_keeper import UsageKeeper
 
 ContainerLister = Callable[[], Awaitable[list[dict]]]
 SNAPSHOT_VERSION = 1
@@ -67,6 +68,7 @@ class FleetService:
         clock: Callable[[], float] = time.time,
         log: logging.Logger | None = None,
         line: Path | None = None,
+        usage: UsageKeeper | None = None,
     ) -> None:
         self.client = client
         self.containers = containers
@@ -81,6 +83,7 @@ class FleetService:
         self.reclaimed: Counter[str] = Counter()  # GPUs given back, per profile
         self.state = FleetState()
         self.line = LineStore(line) if line is not None else None
+        self.usage = usage  # the GPU-hours record's keeper (None: the record is off)
         self._load_reclaimed()
 
     def _load_reclaimed(self) -> None:
@@ -109,6 +112,8 @@ class FleetService:
         # shortens the warning another one gets.
         await asyncio.gather(*(self._look_at(s) for s in servers))
         now = self.clock()
+        if self.usage is not None:
+            await self.usage.after_look(servers, now)
         current = {s.key for s in servers}
         for key in set(self.watches) - current:
             del self.watches[key]
@@ -177,6 +182,10 @@ class FleetService:
         )
         before = self.watches.get(server.key, Watch())
         watch, action = decide(before, look, policy, reclaim and self.settings.enabled)
+        if self.usage is not None:  # idle time for the GPU-hours record, by the threshold
+            self.usage.idle[server.key] = (
+                look.utilisation is not None and look.utilisation < policy.threshold
+            )
         self.watches[server.key] = watch
         fields = {
             "user": server.user,
@@ -206,6 +215,8 @@ class FleetService:
                 extra={**fields, "event": "gpu_idle_cleared"},
             )
         elif action == "stop":
+            if self.usage is not None:
+                await self.usage.reclaiming(server.key)
             try:
                 await self.client.stop_server(server.user, server.name)
             except HubApiError as e:

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+from ..accounting.settings import GpuUsage
 from ..environment import read_environment
 from ..gpu.line_store import LINE_FILE
 from .gpu_reclaim import GpuReclaim, parse_policies
@@ -77,6 +78,7 @@ def service_settings(
     public_domain: str = "",
     gpu_line: Path | None = None,
     line_shares: Mapping[str, int] | None = None,
+    usage_url: str = "",
 ) -> dict:
     """The document the service reads at start (validated here, so a mistake stops the hub)."""
     try:
@@ -98,6 +100,8 @@ def service_settings(
         "snapshot": str(snapshot),
         "gpu_line": str(gpu_line) if gpu_line else None,
         "gpu_line_shares": dict(line_shares or {}),
+        # The GPU-hours record ("" when off): the same URL the hub's spawner writes to.
+        "usage_url": usage_url,
     }
 
 
@@ -137,8 +141,17 @@ def configure_operations(c: Any, data_dir: Path, env: Mapping | None = None) -> 
     spawner = c.CUDADockerSpawner
     line = Path(spawner.gpu_line_file) if "gpu_line_file" in spawner else data_dir / LINE_FILE
     shares = spawner.gpu_line_group_shares if "gpu_line_group_shares" in spawner else {}
+    usage = GpuUsage(config=c)
     document = service_settings(
-        reclaim, inventory, proxy_address(bind_url), proxy_ca, snapshot, domain, line, shares
+        reclaim,
+        inventory,
+        proxy_address(bind_url),
+        proxy_ca,
+        snapshot,
+        domain,
+        line,
+        shares,
+        usage.url(data_dir) if usage.enabled else "",
     )
     settings_path.write_text(json.dumps(document, indent=2))
     settings_path.chmod(0o600)

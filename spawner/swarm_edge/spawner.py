@@ -192,6 +192,7 @@ class CUDASwarmSpawner(CUDADockerSpawner, SwarmSpawner):
         count = choice.gpus
         if count == 0:
             return ()
+        await self._check_budgets()  # over a hard budget: refused, never queued
         services = await self.docker("services")
         quota = GpuAllocator(
             [], user_quota=self.gpu_quota_per_user, group_quotas=self.gpu_quota_per_group

@@ -7,7 +7,16 @@ import re
 
 import pytest
 
-from tests.hubtools import TEST_PREFIX, Browser, container_of, hub_containers
+from spawner.host.deployment import ensure_network
+from tests.hubtools import (
+    TEST_NETWORK,
+    TEST_PREFIX,
+    Browser,
+    container_of,
+    hub_containers,
+    make_hub,
+    remove_hub_leftovers,
+)
 
 pytestmark = [pytest.mark.docker, pytest.mark.hub]
 
@@ -27,11 +36,23 @@ c.CUDADockerSpawner.profiles = [
 """
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def alt_image(docker_client):
     docker_client.images.get("cudaspawner/cpu:latest").tag(ALT_IMAGE)
     yield ALT_IMAGE
     docker_client.images.remove(ALT_IMAGE, noprune=True)
+
+
+@pytest.fixture(scope="module")
+def refusing_hub(tmp_path_factory, docker_client, alt_image):
+    """One hub for the tests whose requests are all refused: none of them makes anything
+    (each checks so), so they can share it, and the suite starts four hubs fewer."""
+    ensure_network(docker_client, TEST_NETWORK)
+    hub = make_hub(tmp_path_factory.mktemp("refusing"), PROFILES)
+    hub.start()
+    yield hub
+    hub.stop()
+    remove_hub_leftovers(docker_client, hub)
 
 
 def _offered(html: str) -> list[str]:
@@ -103,9 +124,9 @@ def test_html_form_starts_the_chosen_profile_and_a_new_choice_runs_the_new_image
     ],
 )
 def test_bad_form_post_gets_400_with_message_and_creates_nothing(
-    hub_factory, docker_client, alt_image, fields, expected
+    refusing_hub, docker_client, fields, expected
 ):
-    hub = hub_factory(PROFILES)
+    hub = refusing_hub
     browser = Browser(hub)
     assert browser.login("olga", hub.user_password).status_code == 302
     r = browser.submit_form("olga", fields)
@@ -116,8 +137,8 @@ def test_bad_form_post_gets_400_with_message_and_creates_nothing(
     assert not docker_client.volumes.list(filters={"name": f"{TEST_PREFIX}-home-olga"})
 
 
-def test_bad_api_request_is_400_with_the_fields_message(hub_factory, docker_client, alt_image):
-    hub = hub_factory(PROFILES)
+def test_bad_api_request_is_400_with_the_fields_message(refusing_hub, docker_client):
+    hub = refusing_hub
     browser = Browser(hub)
     assert browser.login("olga", hub.user_password).status_code == 302
     r = browser.spawn("olga", {"profile": "cpu", "gpus": -1, "colour": "red"})

@@ -184,25 +184,25 @@ def test_idle_gpu_is_warned_then_stopped_busy_exempt_and_kept_servers_stay(
         assert notice(user)["warning"] is None
         assert hub.api("GET", f"users/{user}").json()["servers"][""]["ready"]
 
-    # The hub's own /metrics: 4 GPUs, 3 held (busy, exempt, keeper) of which 2 idle, one
-    # reclaimed from the "idle" profile.
-    def settled():
-        m = _metrics(hub)
-        return m if m.get(("cudaspawner_gpus_held", (("profile", "idle"),))) == 2 else None
-
-    m = _wait("metrics without the stopped server", settled, 10, hub)
-    assert m[("cudaspawner_gpus_total", ())] == 4
-    assert m[("cudaspawner_gpus_held", (("profile", "busy"),))] == 1
-    assert m[("cudaspawner_gpus_idle", (("profile", "idle"),))] == 2
-    assert ("cudaspawner_gpus_idle", (("profile", "busy"),)) not in m
-    assert m[("cudaspawner_gpus_reclaimed_total", (("profile", "idle"),))] == 1
-    assert m[("cudaspawner_gpus_held_by_group", (("group", ""),))] == 3
-
     # The freed GPU goes to the user waiting in line, with no request from them.
     hub.wait_ready("opslate")
     assert (
         container_of(docker_client, "opslate").labels["org.cudaspawner.gpus"] == gpu_of["opsidle"]
     )
+
+    # The hub's own /metrics: 4 GPUs, all held again (busy and opslate on "busy"; exempt and
+    # keeper on "idle", both idle), one reclaimed from the "idle" profile.
+    def settled():
+        m = _metrics(hub)
+        held = {p: m.get(("cudaspawner_gpus_held", (("profile", p),))) for p in ("busy", "idle")}
+        return m if held == {"busy": 2, "idle": 2} else None
+
+    m = _wait("metrics with opslate's server", settled, 10, hub)
+    assert m[("cudaspawner_gpus_total", ())] == 4
+    assert m[("cudaspawner_gpus_idle", (("profile", "idle"),))] == 2
+    assert ("cudaspawner_gpus_idle", (("profile", "busy"),)) not in m
+    assert m[("cudaspawner_gpus_reclaimed_total", (("profile", "idle"),))] == 1
+    assert m[("cudaspawner_gpus_held_by_group", (("group", ""),))] == 4
 
     # All four held again: one more GPU spawn is refused, and the hub counts why; each
     # spawn's duration landed in its profile's histogram.

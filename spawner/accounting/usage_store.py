@@ -1,0 +1,170 @@
+"""The GPU-hours record, kept durably: one row per hold, in SQLite or PostgreSQL
+(SQLAlchemy Core; the same URL for the hub and its operations service).
+
+A hold is unique by (server, GPU, start): the start is the container's label, so a
+restarted hub, or the service recording a hold the hub already wrote, finds the same row
+and never counts it twice. Every method is synchronous and short: callers run it in a
+thread, off the event loop.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable
+from functools import lru_cache
+from pathlib import Path
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import make_url
+
+from .holds import Hold
+
+metadata = sa.MetaData()
+holds_table = sa.Table(
+    "gpu_holds",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("user", sa.String(255), nullable=False),
+    # JupyterHub group names may hold any character: a JSON list, not a joined string.
+    # Text, decoded by `_groups` (many holds share one list: decoded once per read).
+    sa.Column("groups", sa.Text, nullable=False),
+    sa.Column("profile", sa.String(255), nullable=False),
+    sa.Column("server", sa.String(512), nullable=False),
+    sa.Column("gpu", sa.String(255), nullable=False),
+    sa.Column("model", sa.String(255), nullable=False),
+    sa.Column("start", sa.Float, nullable=False),
+    sa.Column("end", sa.Float, nullable=True),
+    sa.Column("seen", sa.Float, nullable=True),
+    sa.Column("idle_seconds", sa.Float, nullable=False, default=0.0),
+    sa.Column("reason", sa.String(32), nullable=True),
+    sa.UniqueConstraint("server", "gpu", "start", name="one_hold_per_gpu_start"),
+    sa.Index("gpu_holds_start", "start"),
+    sa.Index("gpu_holds_end", "end"),
+    sa.Index("gpu_holds_user", "user"),
+)
+_COLUMNS = [c for c in holds_table.c if c.name != "id"]
+
+
+def _engine(url: str) -> sa.Engine:
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite":
+        return sa.create_engine(url, pool_pre_ping=True, future=True)
+    path = parsed.database
+    if path and path != ":memory:":
+        # It holds user names: the hub's account only (0600), made so before the first write.
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+        os.chmod(path, 0o600)
+    engine = sa.create_engine(url, future=True, connect_args={"timeout": 30})
+
+    @sa.event.listens_for(engine, "connect")
+    def _wal(connection, _record) -> None:
+        # Two processes write (the hub, its operations service): WAL lets readers go on.
+        connection.execute("PRAGMA journal_mode=WAL")
+
+    return engine
+
+
+class UsageStore:
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.engine = _engine(url)
+        metadata.create_all(self.engine)
+        self._insert = sqlite.insert if self.engine.dialect.name == "sqlite" else postgresql.insert
+
+    def open_hold(self, hold: Hold) -> int:
+        """Record a hold that started; the id of the row, new or already there."""
+        t = holds_table
+        values = {
+            "user": hold.user,
+            "groups": json.dumps(list(hold.groups)),
+            "profile": hold.profile,
+            "server": hold.server,
+            "gpu": hold.gpu,
+            "model": hold.model,
+            "start": hold.start,
+            "end": hold.end,
+            "seen": hold.seen,
+            "idle_seconds": hold.idle_seconds,
+            "reason": hold.reason,
+        }
+        insert = (
+            self._insert(t)
+            .values(**values)
+            .on_conflict_do_nothing(index_elements=["server", "gpu", "start"])
+        )
+        with self.engine.begin() as db:
+            db.execute(insert)
+            return db.execute(
+                sa.select(t.c.id).where(
+                    t.c.server == hold.server, t.c.gpu == hold.gpu, t.c.start == hold.start
+                )
+            ).scalar_one()
+
+    def _open_of(self, server: str):
+        t = holds_table
+        return sa.and_(t.c.server == server, t.c.end.is_(None))
+
+    def close_server(self, server: str, end: float, reason: str) -> int:
+        """Close the server's open holds at `end`; a reason marked before is kept."""
+        t = holds_table
+        with self.engine.begin() as db:
+            return db.execute(
+                t.update()
+                .where(self._open_of(server))
+                .values(end=end, seen=end, reason=sa.func.coalesce(t.c.reason, reason))
+            ).rowcount
+
+    def mark_reason(self, server: str, reason: str) -> None:
+        """The reason the server's holds will end with (the reclaim, before it stops it)."""
+        with self.engine.begin() as db:
+            db.execute(holds_table.update().where(self._open_of(server)).values(reason=reason))
+
+    def seen(self, servers: Iterable[str], now: float) -> None:
+        servers = list(servers)
+        if not servers:
+            return
+        t = holds_table
+        with self.engine.begin() as db:
+            db.execute(
+                t.update().where(t.c.server.in_(servers), t.c.end.is_(None)).values(seen=now)
+            )
+
+    def add_idle(self, server: str, seconds: float) -> None:
+        t = holds_table
+        with self.engine.begin() as db:
+            db.execute(
+                t.update()
+                .where(self._open_of(server))
+                .values(idle_seconds=t.c.idle_seconds + seconds)
+            )
+
+    def _holds(self, *where) -> list[Hold]:
+        t = holds_table
+        query = sa.union_all(*(sa.select(t.c.id, *_COLUMNS).where(w) for w in where))
+        with self.engine.connect() as db:
+            rows = db.execute(query if len(where) > 1 else query.selects[0]).all()
+        groups = lru_cache(maxsize=4096)(lambda text: tuple(json.loads(text or "[]")))
+        # Positional, in the select's column order (a Row's attribute access is slow on a
+        # year of holds).
+        return [
+            Hold(user, groups(g), profile, server, gpu, model, start, end, seen, idle, reason, id_)
+            for id_, user, g, profile, server, gpu, model, start, end, seen, idle, reason in rows
+        ]
+
+    def open_holds(self) -> list[Hold]:
+        return self._holds(holds_table.c.end.is_(None))
+
+    def holds_between(self, since: float, until: float) -> list[Hold]:
+        """Every hold with some time in [since, until), the open ones included."""
+        t = holds_table
+        # Two indexed reads, not one scan of every hold that started before `until`.
+        return self._holds(
+            sa.and_(t.c.end.is_(None), t.c.start < until),
+            sa.and_(t.c.end > since, t.c.start < until),
+        )
+
+    def close(self) -> None:
+        self.engine.dispose()
