@@ -166,5 +166,17 @@ class UsageStore:
             sa.and_(t.c.end > since, t.c.start < until),
         )
 
+    def totals(self, now: float) -> list[tuple[tuple[str, ...], str, float, float]]:
+        """All-time (groups, profile, GPU-seconds held, GPU-seconds idle), open holds up to
+        `now`: one grouped read, for the hub's counters."""
+        t = holds_table
+        held = sa.func.sum(sa.func.coalesce(t.c.end, now) - t.c.start)
+        query = sa.select(t.c.groups, t.c.profile, held, sa.func.sum(t.c.idle_seconds)).group_by(
+            t.c.groups, t.c.profile
+        )
+        with self.engine.connect() as db:
+            rows = db.execute(query).all()
+        return [(tuple(json.loads(g or "[]")), p, h or 0.0, i or 0.0) for g, p, h, i in rows]
+
     def close(self) -> None:
         self.engine.dispose()

@@ -165,8 +165,8 @@ def usage_note_html(figures: dict[str, float], warned: list[str]) -> str:
     if figures:
         parts.append(
             '<p class="cudaspawner-usage" data-role="usage">Your GPU use: '
-            f"{figures.get('week', 0):.1f} GPU-hours this week, "
-            f"{figures.get('month', 0):.1f} this month.</p>"
+            f"{figures.get('week', 0):.2f} GPU-hours this week, "
+            f"{figures.get('month', 0):.2f} this month.</p>"
         )
     for sentence in warned:
         parts.append(

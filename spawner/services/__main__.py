@@ -10,6 +10,7 @@ import secrets
 import sys
 from pathlib import Path
 
+from ..accounting.budgets import parse_budgets
 from ..accounting.usage_store import UsageStore
 from ..gpu.inventory import load_inventory
 from ..gpu.labels import ACTIVE_STATES, GPUS_LABEL
@@ -59,7 +60,10 @@ async def main(document: dict) -> None:
     line = Path(document["gpu_line"]) if document.get("gpu_line") else None
     store = UsageStore(document["usage_url"]) if document.get("usage_url") else None
     models = {g.id: g.name for g in gpus or ()}
-    usage = UsageKeeper(store, settings.interval, models, log) if store is not None else None
+    budgets = parse_budgets(document.get("usage_budgets") or [])
+    usage = (
+        UsageKeeper(store, settings.interval, models, log, budgets) if store is not None else None
+    )
     fleet = FleetService(
         client,
         _containers(),

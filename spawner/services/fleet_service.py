@@ -260,6 +260,8 @@ class FleetService:
             "reclaimed_by_profile": dict(self.reclaimed),
             # When each warned server is stopped: the GPU line's estimate names it.
             "reclaim_at": {k: w.stop_at for k, w in self.watches.items() if w.stop_at},
+            # The GPU-hours record's counters (issue 26), when the record is on.
+            "usage": self.usage.figures if self.usage is not None else {},
         }
         fd, tmp = tempfile.mkstemp(dir=self.snapshot_path.parent, prefix=".fleet-")
         with os.fdopen(fd, "w") as f:

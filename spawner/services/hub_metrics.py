@@ -181,11 +181,38 @@ class FleetCollector(Collector):
         for profile, count in sorted((data.get("reclaimed_by_profile") or {}).items()):
             reclaimed.add_metric([profile], count)
         yield reclaimed
+        yield from _usage_families(data.get("usage") or {})
         yield GaugeMetricFamily(
             "cudaspawner_fleet_snapshot_age_seconds",
             "Seconds since the operations service last looked at the fleet.",
             value=max(0.0, self.clock() - data["written_at"]),
         )
+
+
+def _usage_families(usage: dict) -> Iterator:
+    """The GPU-hours record's counters: per group and profile, never per user (cardinality)."""
+    held = CounterMetricFamily(
+        "cudaspawner_gpu_seconds",
+        "GPU-seconds held, per group of the holder (when the hold started) and profile.",
+        labels=["group", "profile"],
+    )
+    idle = CounterMetricFamily(
+        "cudaspawner_gpu_idle_seconds",
+        "GPU-seconds held below the reclaim threshold, per group and profile.",
+        labels=["group", "profile"],
+    )
+    for group, profiles in sorted((usage.get("gpu_seconds") or {}).items()):
+        for profile, (seconds, idle_seconds) in sorted(profiles.items()):
+            held.add_metric([group, profile], seconds)
+            idle.add_metric([group, profile], idle_seconds)
+    budget = GaugeMetricFamily(
+        "cudaspawner_gpu_budget_used_ratio",
+        "Share of each group's GPU-hour budget used this period (1 = all of it).",
+        labels=["group"],
+    )
+    for group, ratio in sorted((usage.get("budget_used") or {}).items()):
+        budget.add_metric([group], ratio)
+    yield from (held, idle, budget)
 
 
 _registered: FleetCollector | None = None

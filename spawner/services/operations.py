@@ -79,6 +79,7 @@ def service_settings(
     gpu_line: Path | None = None,
     line_shares: Mapping[str, int] | None = None,
     usage_url: str = "",
+    usage_budgets: list | None = None,
 ) -> dict:
     """The document the service reads at start (validated here, so a mistake stops the hub)."""
     try:
@@ -102,6 +103,7 @@ def service_settings(
         "gpu_line_shares": dict(line_shares or {}),
         # The GPU-hours record ("" when off): the same URL the hub's spawner writes to.
         "usage_url": usage_url,
+        "usage_budgets": list(usage_budgets or []),
     }
 
 
@@ -152,6 +154,7 @@ def configure_operations(c: Any, data_dir: Path, env: Mapping | None = None) -> 
         line,
         shares,
         usage.url(data_dir) if usage.enabled else "",
+        list(usage.budgets),
     )
     settings_path.write_text(json.dumps(document, indent=2))
     settings_path.chmod(0o600)

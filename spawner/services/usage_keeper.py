@@ -18,7 +18,9 @@ import asyncio
 import logging
 from collections.abc import Iterable, Mapping
 
+from ..accounting.budgets import Budget, budget_states
 from ..accounting.holds import EXITED, RECLAIMED, Hold
+from ..accounting.periods import period_bounds
 from ..accounting.usage_store import UsageStore
 from .fleet import GpuServer
 
@@ -62,9 +64,17 @@ def stale(
 
 class UsageKeeper:
     def __init__(
-        self, store: UsageStore, interval: float, models: Mapping[str, str], log: logging.Logger
+        self,
+        store: UsageStore,
+        interval: float,
+        models: Mapping[str, str],
+        log: logging.Logger,
+        budgets: list[Budget] | None = None,
     ) -> None:
         self.store = store
+        self.budgets = [b for b in budgets or () if b.scope == "group"]
+        # For /hub/metrics (through the service's snapshot): set at every look.
+        self.figures: dict = {}
         self.grace = max(GRACE_MIN_SECONDS, GRACE_LOOKS * interval)
         self.models = dict(models)
         self.log = log
@@ -95,6 +105,7 @@ class UsageKeeper:
             self.log.info("GPU holds of %s closed at its last look (it ended unseen)", key)
         self._last = {k: v for k, v in self._last.items() if k in alive}
         self.idle = {k: v for k, v in self.idle.items() if k in alive}
+        self.figures = usage_figures(self.store, self.budgets, now)
 
     async def reclaiming(self, server_key: str) -> None:
         """The reclaim is about to stop this server: its holds end "reclaimed"."""
@@ -102,3 +113,23 @@ class UsageKeeper:
             await asyncio.to_thread(self.store.mark_reason, server_key, RECLAIMED)
         except Exception as e:
             self.log.warning("Could not mark %s's GPU holds as reclaimed: %s", server_key, e)
+
+
+def usage_figures(store: UsageStore, group_budgets: list[Budget], now: float) -> dict:
+    """GPU-seconds held and idle per group and profile (all time; a holder in two groups
+    counts in both, one in none under ""), and each group budget's share used this period."""
+    held: dict[str, dict[str, list[float]]] = {}
+    for groups, profile, seconds, idle in store.totals(now):
+        for group in groups or ("",):
+            cell = held.setdefault(group, {}).setdefault(profile, [0.0, 0.0])
+            cell[0] += seconds
+            cell[1] += idle
+    used = {}
+    if group_budgets:
+        since = min(period_bounds(b.period, now)[0] for b in group_budgets)
+        holds = store.holds_between(since, now + 1)
+        for budget in group_budgets:
+            # The group's own state, whoever asks: a member's view of it.
+            (state,) = budget_states([budget], "", [budget.name], holds, now)
+            used[budget.name] = state.used_hours / budget.gpu_hours
+    return {"gpu_seconds": held, "budget_used": used}

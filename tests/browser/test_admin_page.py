@@ -10,9 +10,12 @@ bar with the time left, and "Keep my GPUs" withdraws it and tells the server.
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import re
 import time
+from pathlib import Path
 
 import pytest
 import requests
@@ -87,6 +90,25 @@ def test_admin_sees_every_gpu_and_stops_a_server_a_user_gets_403(hub_factory, br
         expect(page.locator("tr.free")).to_have_count(3)
         expect(page.locator('tr[data-user="opsann"]')).to_have_count(0)
         assert hub.api("GET", "users/opsbob").json()["servers"][""]["ready"]
+
+        # The Usage view (issue 26): both holds, the chart, and a CSV that sums to the table.
+        page.get_by_role("link", name="GPU usage and CSV").click()
+        expect(page.get_by_role("heading", name="GPU usage")).to_be_visible()
+        table = page.locator('table[data-role="usage-user"]')
+        expect(table.locator('tr[data-key="opsann"]')).to_have_count(1)
+        expect(table.locator('tr[data-key="opsbob"]')).to_have_count(1)
+        expect(page.locator('[data-role="chart"] svg rect.bar').first).to_be_attached()
+        shown = {
+            row.get_attribute("data-key"): float(row.locator("td").nth(1).inner_text())
+            for row in table.locator("tbody tr[data-key]").all()
+        }
+        with page.expect_download() as download:
+            page.locator('a[data-role="csv-user"]').click()
+        rows = list(csv.DictReader(io.StringIO(Path(download.value.path()).read_text())))
+        assert {r["user"] for r in rows} == {"opsann", "opsbob"}
+        for r in rows:  # the page rounds to 2 decimals, the CSV to 4; opsbob's hold is open
+            assert abs(float(r["gpu_hours"]) - shown[r["user"]]) <= 0.011, (r, shown)
+        page.screenshot(path=str(ARTIFACTS / "gpu-usage-view.png"), full_page=True)
     finally:
         admin.close()
 
@@ -96,12 +118,26 @@ def test_admin_sees_every_gpu_and_stops_a_server_a_user_gets_403(hub_factory, br
         context = browser.new_context(viewport={"width": 1200, "height": 800})
         try:
             page = _login(context, hub, name, hub.user_password)
-            response = page.goto(hub.service_url("gpu-admin"))
-            assert response is not None and response.status == 403, name
-            body = page.locator("body").inner_text()
-            assert sentence in body and "Simulated H100" not in body, body[:500]
+            for path in ("", "usage", "holds.csv?period=day"):
+                response = page.goto(hub.service_url("gpu-admin", path))
+                assert response is not None and response.status == 403, (name, path)
+                body = page.locator("body").inner_text()
+                assert sentence in body and "Simulated H100" not in body, body[:500]
+                assert "opsann" not in body, body[:500]
         finally:
             context.close()
+
+    # An ordinary user sees their own GPU-hours above the spawn form.
+    context = browser.new_context(viewport={"width": 1200, "height": 800})
+    try:
+        page = _login(context, hub, "opsann", hub.user_password)
+        page.goto(hub.url + "hub/spawn/opsann")
+        note = page.locator('[data-role="usage"]')
+        expect(note).to_have_text(
+            re.compile(r"^Your GPU use: \d+\.\d\d GPU-hours this week, \d+\.\d\d this month\.$")
+        )
+    finally:
+        context.close()
 
 
 def test_idle_warning_shows_in_panel_and_status_bar_and_keep_withdraws_it(gpu_server, page):

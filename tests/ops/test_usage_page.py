@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 
 import pytest
 from tornado import web
@@ -59,4 +60,39 @@ def test_one_read_of_the_record_gives_the_tables_the_chart_and_csv_that_sum_up(t
     assert "'=cmd" in [r["user"] for r in rows]  # never a spreadsheet formula
     html = render_usage(view, "/services/gpu-admin/", "period=month")
     assert 'data-role="usage-user"' in html and "<svg" in html and "(no group)" in html
+    store.close()
+
+
+def test_hub_metrics_count_gpu_seconds_per_group_and_profile_never_per_user(tmp_path):
+    from prometheus_client.core import Metric
+
+    from spawner.accounting.budgets import parse_budgets
+    from spawner.services.hub_metrics import _usage_families
+    from spawner.services.usage_keeper import usage_figures
+
+    store = UsageStore(f"sqlite:///{tmp_path / 'gpu-usage.sqlite'}")
+    for user, groups, gpu in (("ann", ("vision",), "0"), ("bob", ("vision", "nlp"), "1")):
+        store.open_hold(Hold(user, groups, "train", user, gpu, "H100", NOW - 3600))
+    store.add_idle("ann", 600)
+    store.open_hold(Hold("cat", (), "infer", "cat", "2", "H100", NOW - 7200))
+    store.close_server("cat", NOW - 3600, STOPPED)
+    budgets = parse_budgets([{"group": "vision", "gpu_hours": 4, "period": "day"}])
+    figures = usage_figures(store, budgets, NOW)
+    families: list[Metric] = list(_usage_families(json.loads(json.dumps(figures))))
+    samples = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value for f in families for s in f.samples
+    }
+    assert (
+        samples[("cudaspawner_gpu_seconds_total", (("group", "vision"), ("profile", "train")))]
+        == 7200
+    )
+    assert (
+        samples[("cudaspawner_gpu_seconds_total", (("group", "nlp"), ("profile", "train")))] == 3600
+    )
+    assert samples[("cudaspawner_gpu_seconds_total", (("group", ""), ("profile", "infer")))] == 3600
+    idle = ("cudaspawner_gpu_idle_seconds_total", (("group", "vision"), ("profile", "train")))
+    assert samples[idle] == 600
+    # vision used 2 of its 4 GPU-hours today (ann's and bob's hour each).
+    assert samples[("cudaspawner_gpu_budget_used_ratio", (("group", "vision"),))] == 0.5
+    assert not any("user" in dict(labels) for _, labels in samples)
     store.close()

@@ -39,6 +39,6 @@ def test_holds_of_a_server_gone_unseen_close_at_their_last_look_not_now():
 
 def test_the_forms_note_shows_the_figures_and_escapes_the_warnings():
     html = usage_note_html({"week": 1.26, "month": 10}, ["Your group <b>x</b> has used 9"])
-    assert "Your GPU use: 1.3 GPU-hours this week, 10.0 this month." in html
+    assert "Your GPU use: 1.26 GPU-hours this week, 10.00 this month." in html
     assert "&lt;b&gt;x&lt;/b&gt;" in html and "<b>x</b>" not in html
     assert usage_note_html({}, []) == ""
