@@ -9,6 +9,7 @@ from typing import Any
 from .config import GpuMonitor, make_backend
 from .reclaim import ReclaimNotice
 from .sampler import GpuSampler
+from .usage import UsageNotice
 from .verify import Verifier
 
 log = logging.getLogger(__name__)
@@ -31,6 +32,7 @@ class GpuExtension:
             on_sample=self.metrics.update,
         )
         self.reclaim = ReclaimNotice()
+        self.usage = UsageNotice()  # the owner's GPU-hours, as the hub's service sends them
         self.verifier = Verifier(
             python=config.verify_python,
             timeout=config.verify_timeout,

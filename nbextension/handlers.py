@@ -48,10 +48,12 @@ class GpuStatusHandler(GpuApiHandler):
         snapshot = self.gpu.sampler.snapshot
         with_history = self.get_query_argument("history", "1").lower() not in ("0", "false", "no")
         body = snapshot.json_with_history if with_history else snapshot.json_without_history
-        # The idle-GPU notice rides along, so the panel learns of a warning at its next poll.
+        # The idle-GPU notice and the owner's GPU-hours ride along, so the panel learns of
+        # them at its next poll.
         reclaim = self.gpu.reclaim.json().encode()
+        usage = self.gpu.usage.json().encode()
         self.set_header("Content-Type", "application/json")
-        self.finish(body[:-1] + b',"reclaim":' + reclaim + b"}")
+        self.finish(body[:-1] + b',"reclaim":' + reclaim + b',"usage":' + usage + b"}")
 
 
 class GpuVerifyHandler(GpuApiHandler):
@@ -118,6 +120,31 @@ class GpuKeepHandler(GpuApiHandler):
         self.finish(self.gpu.reclaim.keep())
 
 
+class GpuUsageHandler(GpuApiHandler):
+    """The owner's GPU-hours. GET: as last sent. POST {"week_hours", "month_hours",
+    "warnings"}: the hub's operations service sends them."""
+
+    @web.authenticated
+    @authorized(message=_FORBIDDEN.format("read", "usage"))
+    def get(self) -> None:
+        self.finish(json.dumps(self.gpu.usage.document()))
+
+    @web.authenticated
+    @authorized(message=_FORBIDDEN.format("set", "usage"))
+    def post(self) -> None:
+        from .usage import UsageError
+
+        try:
+            body = json.loads(self.request.body or b"null")
+        except ValueError:
+            body = None
+        try:
+            self.finish(json.dumps(self.gpu.usage.set(body)))
+        except UsageError as e:
+            self.set_status(400)
+            self.finish({"message": str(e)})
+
+
 def gpu_handlers(base_url: str) -> list[tuple[str, type[GpuApiHandler]]]:
     """URL patterns of the GPU API under ``base_url``."""
     return [
@@ -125,4 +152,5 @@ def gpu_handlers(base_url: str) -> list[tuple[str, type[GpuApiHandler]]]:
         (url_path_join(base_url, API_PREFIX, "verify"), GpuVerifyHandler),
         (url_path_join(base_url, API_PREFIX, "reclaim"), GpuReclaimHandler),
         (url_path_join(base_url, API_PREFIX, "reclaim", "keep"), GpuKeepHandler),
+        (url_path_join(base_url, API_PREFIX, "usage"), GpuUsageHandler),
     ]

@@ -114,6 +114,7 @@ class FleetService:
         now = self.clock()
         if self.usage is not None:
             await self.usage.after_look(servers, now)
+            await self._send_usage(servers, now)
         current = {s.key for s in servers}
         for key in set(self.watches) - current:
             del self.watches[key]
@@ -155,6 +156,17 @@ class FleetService:
             await self.client.start_server(waiter.user, waiter.options, server_name(waiter))
         except HubApiError as e:
             self.log.warning("Could not start %s's wait again: %s", waiter.user, e)
+
+    async def _send_usage(self, servers: list[GpuServer], now: float) -> None:
+        """Each GPU server's owner sees their GPU-hours in the panel (sent when changed)."""
+        changed = await self.usage.owners_figures(servers, now)
+        by_key = {s.key: s for s in servers}
+
+        async def send(key: str, figures: dict) -> None:
+            if await self.client.send_usage(by_key[key], figures):
+                self.usage.sent(key, figures)
+
+        await asyncio.gather(*(send(k, f) for k, f in changed.items()))
 
     async def _look_at(self, server: GpuServer) -> None:
         status = await self.client.gpu_status(server)

@@ -187,6 +187,10 @@ class HubClient(HubApi):
         body = {"stop_at": stop_at, "idle_seconds": idle_seconds, "message": message}
         return await self._server(server, "POST", "reclaim", body) is not None
 
+    async def send_usage(self, server: ServerRef, figures: dict) -> bool:
+        """The owner's GPU-hours and budget warnings, for their GPU panel."""
+        return await self._server(server, "POST", "usage", figures) is not None
+
     async def clear_warning(self, server: ServerRef) -> bool:
         return await self._server(server, "DELETE", "reclaim") is not None
 

@@ -18,7 +18,7 @@ import asyncio
 import logging
 from collections.abc import Iterable, Mapping
 
-from ..accounting.budgets import Budget, budget_states
+from ..accounting.budgets import Budget, budget_states, refusal, warnings
 from ..accounting.holds import EXITED, RECLAIMED, Hold
 from ..accounting.periods import period_bounds
 from ..accounting.usage_store import UsageStore
@@ -72,7 +72,9 @@ class UsageKeeper:
         budgets: list[Budget] | None = None,
     ) -> None:
         self.store = store
-        self.budgets = [b for b in budgets or () if b.scope == "group"]
+        self.all_budgets = list(budgets or ())
+        self.budgets = [b for b in self.all_budgets if b.scope == "group"]
+        self._sent: dict[str, dict] = {}  # server key -> the figures it was last sent
         # For /hub/metrics (through the service's snapshot): set at every look.
         self.figures: dict = {}
         self.grace = max(GRACE_MIN_SECONDS, GRACE_LOOKS * interval)
@@ -106,6 +108,40 @@ class UsageKeeper:
         self._last = {k: v for k, v in self._last.items() if k in alive}
         self.idle = {k: v for k, v in self.idle.items() if k in alive}
         self.figures = usage_figures(self.store, self.budgets, now)
+
+    async def owners_figures(self, servers: list[GpuServer], now: float) -> dict[str, dict]:
+        """server key -> its owner's figures for the GPU panel, only where they changed
+        since that server was last sent them."""
+        try:
+            figures = await asyncio.to_thread(self._owners_figures, servers, now)
+        except Exception as e:
+            self.log.warning("Could not read the GPU usage record for the panels: %s", e)
+            return {}
+        changed = {k: v for k, v in figures.items() if self._sent.get(k) != v}
+        return changed
+
+    def sent(self, server_key: str, figures: dict) -> None:
+        self._sent[server_key] = figures
+
+    def _owners_figures(self, servers: list[GpuServer], now: float) -> dict[str, dict]:
+        if not servers:
+            return {}
+        periods = ("week", "month", *(b.period for b in self.all_budgets))
+        since = min(period_bounds(p, now)[0] for p in periods)
+        holds = self.store.holds_between(since, now + 1)
+        week, month = period_bounds("week", now), period_bounds("month", now)
+        figures = {}
+        for server in servers:
+            mine = [h for h in holds if h.user == server.user]
+            states = budget_states(self.all_budgets, server.user, server.groups, holds, now)
+            said = [s for s in (refusal(states, now),) if s] + warnings(states, now)
+            figures[server.key] = {
+                # Hundredths of an hour: a panel need not be told of every second.
+                "week_hours": round(sum(h.overlap(*week, now) for h in mine) / 3600, 2),
+                "month_hours": round(sum(h.overlap(*month, now) for h in mine) / 3600, 2),
+                "warnings": said[:5],
+            }
+        return figures
 
     async def reclaiming(self, server_key: str) -> None:
         """The reclaim is about to stop this server: its holds end "reclaimed"."""

@@ -3,6 +3,8 @@ PostgreSQL (a real Debian server that scripts/test.sh starts; no mock)."""
 
 from __future__ import annotations
 
+import csv
+import io
 import os
 import stat
 
@@ -10,11 +12,16 @@ import pytest
 import sqlalchemy as sa
 
 from spawner.accounting.holds import EXITED, RECLAIMED, STOPPED, Hold
+from spawner.accounting.report import rows_csv
 from spawner.accounting.usage_store import UsageStore
+from spawner.services.usage_page import chosen_period, render_usage, usage_view
 
 pytestmark = pytest.mark.postgres
 
 T0 = 1_800_000_000.0
+DAY = 86400.0
+NOV_1 = 1_793_491_200.0  # 2026-11-01T00:00:00Z
+NOW = NOV_1 + 10 * DAY + 12 * 3600  # 2026-11-11 12:00 UTC
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -102,3 +109,29 @@ def test_the_sqlite_record_is_the_hubs_alone(tmp_path):
     path = tmp_path / "data" / "gpu-usage.sqlite"
     UsageStore(f"sqlite:///{path}").close()
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+def test_the_usage_view_from_one_read_gives_tables_chart_and_csv_that_sum_up(store):
+    """The same report on both databases."""
+    holds = [
+        Hold("ann", ("vision",), "train", "ann", "0", "H100", NOV_1 + DAY, idle_seconds=1800),
+        Hold("bob", ("vision", "nlp"), "infer", "bob", "1", "H100", NOV_1 + 2 * DAY),
+        Hold("=cmd", (), "train", "=cmd", "2", "H100", NOV_1 - DAY),  # from October
+    ]
+    for h in holds:
+        store.open_hold(h)
+    store.close_server("ann", NOV_1 + DAY + 7200, STOPPED)  # 2 h, half of it idle
+    store.close_server("=cmd", NOV_1 + 3600, STOPPED)  # 1 h of it in November
+    # bob's hold is open: it counts up to now.
+    view = usage_view(store, chosen_period("month", "", "", NOW), NOW)
+    users = {r.key: round(r.gpu_hours, 3) for r in view.tables["user"]}
+    assert users == {"ann": 2.0, "bob": 8.5 * 24, "=cmd": 1.0}
+    groups = {r.key: round(r.gpu_hours, 3) for r in view.tables["group"]}
+    assert groups == {"vision": 2.0 + 204.0, "nlp": 204.0, "": 1.0}
+    assert round(view.total.gpu_hours, 3) == 207.0 and view.total.idle_hours == 0.5
+    assert len(view.days) == 30 and dict(view.days)["2026-11-02"] == 2.0
+    rows = list(csv.DictReader(io.StringIO(rows_csv(view.tables["user"], "user"))))
+    assert sum(float(r["gpu_hours"]) for r in rows) == pytest.approx(view.total.gpu_hours)
+    assert "'=cmd" in [r["user"] for r in rows]  # never a spreadsheet formula
+    html = render_usage(view, "/services/gpu-admin/", "period=month")
+    assert 'data-role="usage-user"' in html and "<svg" in html and "(no group)" in html

@@ -11,6 +11,7 @@ import re
 import time
 
 import pytest
+import requests
 from playwright.sync_api import expect
 
 from .conftest import GPU0_UTILISATION, TWO_GPUS
@@ -220,3 +221,20 @@ def test_missing_server_extension_is_explained_not_blank(server_factory, page):
     expect(notice).to_contain_text("server extension is not installed")
     # Nothing to verify or re-run without the extension.
     expect(page.get_by_role("button", name="Run again")).to_be_hidden()
+
+
+def test_lab_panel_shows_the_owners_gpu_hours_and_budget_sentences(gpu_server, page):
+    """Issue 26: what the hub's operations service sends is what the panel says."""
+    sentence = "Your group vision has used 85.0 of its 100 GPU-hours this month (85%)."
+    r = requests.post(
+        gpu_server.url + "api/gpu/v1/usage",
+        json={"week_hours": 3.456, "month_hours": 12, "warnings": [sentence]},
+        headers={"Authorization": f"token {gpu_server.token}"},
+        timeout=10,
+    )
+    assert r.status_code == 200, r.text
+    panel = open_lab_panel(page, gpu_server)
+    expect(panel.locator('[data-role="usage"]')).to_have_text(
+        "Your GPU use: 3.46 GPU-hours this week, 12.00 this month.", timeout=30000
+    )
+    expect(panel.locator('[data-role="budget"] li')).to_have_text([sentence])

@@ -26,7 +26,7 @@ async def test_status_reports_the_simulated_gpus(sampled_status):
     status = await sampled_status()
     assert set(status) == {
         "state", "message", "backend", "driver_version", "cuda_driver_version",
-        "sampled_at", "interval", "gpus", "history", "reclaim",
+        "sampled_at", "interval", "gpus", "history", "reclaim", "usage",
     }  # fmt: skip
     assert status["state"] == "ok" and status["backend"] == "simulated"
     assert (status["driver_version"], status["cuda_driver_version"]) == ("550.54.15", "12.4")

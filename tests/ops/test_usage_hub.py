@@ -15,6 +15,7 @@ import time
 from datetime import datetime, timedelta, timezone
 
 import pytest
+import requests
 
 from spawner.gpu.labels import SINCE_LABEL, parse_since
 from spawner.gpu.line_store import LineStore
@@ -92,6 +93,21 @@ def test_holds_are_recorded_across_a_kill_and_budgets_warn_and_refuse(
     hub.start()
     hub.wait_ready("usecat")
     time.sleep(3)
+    # useeve's GPU panel shows their own GPU-hours, as the operations service sends them.
+    status_url = hub.server_url("useeve", "api/gpu/v1/status?history=0")
+    auth = {"Authorization": f"token {hub.admin_token}"}
+
+    def panel_usage():
+        return requests.get(status_url, headers=auth, timeout=30).json().get("usage")
+
+    deadline = time.monotonic() + 20
+    while not panel_usage() and time.monotonic() < deadline:
+        time.sleep(1)
+    usage = panel_usage()
+    held = (time.time() - since["useeve"]) / 3600  # this hold so far, in GPU-hours
+    # Sent in hundredths of an hour, when they change, at the service's looks.
+    assert usage and abs(usage["week_hours"] - held) <= 0.011, (usage, held)
+    assert usage["warnings"] == [], usage  # useeve has no budget
     ended["usecat"] = stop("usecat")
     ended["useeve"] = stop("useeve")
 

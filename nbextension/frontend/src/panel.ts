@@ -15,6 +15,7 @@ import { idleSentence, idleWarning } from './idle';
 import type { GpuModel } from './model';
 import { isRetryable, problemSentence, stateView } from './states';
 import type { StatusResponse } from './types';
+import { usageFigures, usageSentence } from './usage';
 
 export const PANEL_ID = 'cudaspawner-gpu-panel';
 
@@ -50,6 +51,13 @@ export class GpuPanel extends Widget {
       this._keepButton
     );
     this._idle.hidden = true;
+    this._usage = h('p', { class: 'jp-GpuPanel-usage', 'data-role': 'usage' });
+    this._budget = h('ul', {
+      class: 'jp-GpuPanel-budget',
+      role: 'status',
+      'aria-live': 'polite',
+      'data-role': 'budget'
+    });
 
     this._verifyHeadline = h('p', { class: 'jp-GpuPanel-verifyHeadline', 'data-role': 'verify-headline' });
     this._verifyMessage = h('p', { class: 'jp-GpuPanel-verifyMessage' });
@@ -85,6 +93,8 @@ export class GpuPanel extends Widget {
     this.node.append(
       h('header', { class: 'jp-GpuPanel-header' }, h('h2', {}, 'GPUs'), this._driver),
       this._idle,
+      this._usage,
+      this._budget,
       this._notice,
       this._cards,
       this._verifySection
@@ -166,7 +176,18 @@ export class GpuPanel extends Widget {
     setText(this._driver, status ? driverLine(status) : '');
     this._renderCards(status);
     this._renderIdle(status);
+    this._renderUsage(status);
     this._updateVerifyVisibility();
+  }
+
+  /** The owner's GPU-hours and budget sentences, as the hub last sent them. */
+  private _renderUsage(status: StatusResponse | null): void {
+    const usage = usageFigures(status);
+    this._usage.hidden = usage === null;
+    setText(this._usage, usage ? usageSentence(usage) : '');
+    const sentences = usage?.warnings ?? [];
+    this._budget.hidden = sentences.length === 0;
+    this._budget.replaceChildren(...sentences.map(s => h('li', {}, s)));
   }
 
   /** The reclaim service's warning, with the time left and a "keep" button. */
@@ -260,6 +281,8 @@ export class GpuPanel extends Widget {
   private readonly _notice: HTMLElement;
   private readonly _cards: HTMLElement;
   private readonly _idle: HTMLElement;
+  private readonly _usage: HTMLElement;
+  private readonly _budget: HTMLElement;
   private readonly _idleText: HTMLElement;
   private readonly _keepButton: HTMLButtonElement;
   private readonly _cardViews = new Map<string, GpuCard>();

@@ -75,6 +75,16 @@ export interface StatusResponse {
   history?: Record<string, GpuHistory>;
   /** The idle-GPU notice of the hub's reclaim service; absent from older servers. */
   reclaim?: ReclaimNotice;
+  /** The owner's GPU-hours as the hub's operations service last sent them; null until it has. */
+  usage?: UsageFigures | null;
+}
+
+/** The owner's GPU-hours this week and this month, and the budget sentences that apply. */
+export interface UsageFigures {
+  week_hours: number;
+  month_hours: number;
+  warnings: string[];
+  updated_at: number;
 }
 
 /** The reclaim service's warning: this server stops at `stop_at` unless its owner keeps it. */
