@@ -18,7 +18,8 @@ STOPPED = "stopped"  # the server was stopped (its user, an admin, the API)
 RECLAIMED = "reclaimed"  # the idle-GPU reclaim stopped it
 EXITED = "exited"  # the server's container ended by itself
 HUB_RESTART = "hub restart"  # found gone when the hub started again (closed at `seen`)
-REASONS = (STOPPED, RECLAIMED, EXITED, HUB_RESTART)
+OVER_BUDGET = "over budget"  # stopped over a hard budget (GpuUsage.stop_over_budget)
+REASONS = (STOPPED, RECLAIMED, EXITED, HUB_RESTART, OVER_BUDGET)
 
 
 @dataclass(frozen=True)

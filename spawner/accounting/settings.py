@@ -37,8 +37,17 @@ class GpuUsage(Configurable):
           "hard": True}, {"user": "ann", "gpu_hours": 10, "period": "week", "hard": False}].
         At `warn_at` of the budget the spawn form and the spawn page warn; over a hard
         budget a new GPU server is refused (409) with what was used, the limit and when it
-        resets; a soft one only warns. Running servers are never stopped by a budget.
+        resets; a soft one only warns. Running servers are stopped only with
+        `stop_over_budget`.
         Periods are UTC days, weeks (from Monday) and months.""",
+    )
+
+    stop_over_budget = Bool(
+        False,
+        config=True,
+        help="""Also stop running GPU servers whose user is over a hard budget (at the
+        operations service's next look; the user's files stay). Off: a budget only refuses
+        new GPU servers.""",
     )
 
     @validate("budgets")

@@ -62,7 +62,11 @@ async def main(document: dict) -> None:
     models = {g.id: g.name for g in gpus or ()}
     budgets = parse_budgets(document.get("usage_budgets") or [])
     usage = (
-        UsageKeeper(store, settings.interval, models, log, budgets) if store is not None else None
+        UsageKeeper(
+            store, settings.interval, models, log, budgets, bool(document.get("usage_stop"))
+        )
+        if store is not None
+        else None
     )
     fleet = FleetService(
         client,

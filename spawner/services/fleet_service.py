@@ -167,6 +167,21 @@ class FleetService:
                 self.usage.sent(key, figures)
 
         await asyncio.gather(*(send(k, f) for k, f in changed.items()))
+        # The admin's opt-in (GpuUsage.stop_over_budget): servers over a hard budget stop.
+        for key, sentence in self.usage.over.items():
+            server = by_key[key]
+            await self.usage.stopping_over_budget(key)
+            try:
+                await self.client.stop_server(server.user, server.name)
+            except HubApiError as e:
+                self.log.warning("Could not stop %s over its GPU budget: %s", key, e)
+                continue
+            self.log.info(
+                "GPU budget: stopped %s (%s)",
+                key,
+                sentence,
+                extra={"user": server.user, "server": key, "event": "gpu_budget_stop"},
+            )
 
     async def _look_at(self, server: GpuServer) -> None:
         status = await self.client.gpu_status(server)

@@ -80,6 +80,7 @@ def service_settings(
     line_shares: Mapping[str, int] | None = None,
     usage_url: str = "",
     usage_budgets: list | None = None,
+    usage_stop: bool = False,
 ) -> dict:
     """The document the service reads at start (validated here, so a mistake stops the hub)."""
     try:
@@ -104,6 +105,7 @@ def service_settings(
         # The GPU-hours record ("" when off): the same URL the hub's spawner writes to.
         "usage_url": usage_url,
         "usage_budgets": list(usage_budgets or []),
+        "usage_stop": usage_stop,
     }
 
 
@@ -155,6 +157,7 @@ def configure_operations(c: Any, data_dir: Path, env: Mapping | None = None) -> 
         shares,
         usage.url(data_dir) if usage.enabled else "",
         list(usage.budgets),
+        usage.stop_over_budget,
     )
     settings_path.write_text(json.dumps(document, indent=2))
     settings_path.chmod(0o600)

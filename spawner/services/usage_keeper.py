@@ -19,7 +19,7 @@ import logging
 from collections.abc import Iterable, Mapping
 
 from ..accounting.budgets import Budget, budget_states, refusal, warnings
-from ..accounting.holds import EXITED, RECLAIMED, Hold
+from ..accounting.holds import EXITED, OVER_BUDGET, RECLAIMED, Hold
 from ..accounting.periods import period_bounds
 from ..accounting.usage_store import UsageStore
 from .fleet import GpuServer
@@ -70,11 +70,14 @@ class UsageKeeper:
         models: Mapping[str, str],
         log: logging.Logger,
         budgets: list[Budget] | None = None,
+        stop_over_budget: bool = False,
     ) -> None:
         self.store = store
         self.all_budgets = list(budgets or ())
         self.budgets = [b for b in self.all_budgets if b.scope == "group"]
         self._sent: dict[str, dict] = {}  # server key -> the figures it was last sent
+        self.stop_over_budget = stop_over_budget
+        self.over: dict[str, str] = {}  # server key -> the hard budget's sentence, at this look
         # For /hub/metrics (through the service's snapshot): set at every look.
         self.figures: dict = {}
         self.grace = max(GRACE_MIN_SECONDS, GRACE_LOOKS * interval)
@@ -131,10 +134,14 @@ class UsageKeeper:
         holds = self.store.holds_between(since, now + 1)
         week, month = period_bounds("week", now), period_bounds("month", now)
         figures = {}
+        self.over = {}
         for server in servers:
             mine = [h for h in holds if h.user == server.user]
             states = budget_states(self.all_budgets, server.user, server.groups, holds, now)
-            said = [s for s in (refusal(states, now),) if s] + warnings(states, now)
+            refused = refusal(states, now)
+            if refused and self.stop_over_budget:
+                self.over[server.key] = refused
+            said = [s for s in (refused,) if s] + warnings(states, now)
             figures[server.key] = {
                 # Hundredths of an hour: a panel need not be told of every second.
                 "week_hours": round(sum(h.overlap(*week, now) for h in mine) / 3600, 2),
@@ -142,6 +149,13 @@ class UsageKeeper:
                 "warnings": said[:5],
             }
         return figures
+
+    async def stopping_over_budget(self, server_key: str) -> None:
+        """A server is about to be stopped over a hard budget: its holds end so."""
+        try:
+            await asyncio.to_thread(self.store.mark_reason, server_key, OVER_BUDGET)
+        except Exception as e:
+            self.log.warning("Could not mark %s's GPU holds as over budget: %s", server_key, e)
 
     async def reclaiming(self, server_key: str) -> None:
         """The reclaim is about to stop this server: its holds end "reclaimed"."""
