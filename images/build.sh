@@ -267,7 +267,7 @@ label_versions() {  # image hash
   json=$(docker run --rm --network none --entrypoint cat "$1" /opt/cudaspawner/versions.json)
   while IFS='=' read -r key value; do
     args+=(--label "$key=$value")
-  done < <("$PYTHON" - "$json" <<'PY'
+  done < <(PYTHONPATH="$repo" "$PYTHON" - "$json" <<'PY'
 import json, sys
 v = json.loads(sys.argv[1])
 none = lambda x: x if x else "none"
@@ -276,11 +276,21 @@ print(f"org.opencontainers.image.version={v['cudaspawner']}")
 for key in ("torch", "cuda", "cudnn", "nccl", "python", "jupyterlab", "jupyterhub"):
     print(f"org.cudaspawner.{key}={none(v[key])}")
 print(f"org.cudaspawner.version={v['cudaspawner']}")
+# What the hub checks a host against before starting it (spawner/gpu/cuda_compat.py).
+from spawner.gpu.cuda_compat import ARCHS_LABEL, MIN_DRIVER_LABEL, min_driver
+print(f"{MIN_DRIVER_LABEL}={none(min_driver(v['cuda']))}")
+print(f"{ARCHS_LABEL}={none(' '.join(v.get('cuda_archs') or []))}")
 PY
 )
   printf 'FROM %s\n' "$1" | docker build -q --force-rm "${args[@]}" --label "$LABEL=$2" --label "$OWNER_LABEL" \
     --label "org.opencontainers.image.created=$(date -u +%Y-%m-%dT%H:%M:%SZ)" -t "$1" - \
     >/dev/null 2>>"$work/labels.log" || die "could not label $1 (log: $work/labels.log)"
+  # The hub checks a host against these before a start: an image without them is not done.
+  local key
+  for key in org.cudaspawner.min-driver org.cudaspawner.cuda-archs; do
+    [ -n "$(docker image inspect -f "{{ with index .Config.Labels \"$key\" }}{{ . }}{{ end }}" "$1")" ] ||
+      die "$1 lacks the label $key (images/image_check.py, label_versions)"
+  done
 }
 
 build_singleuser() {  # flavour image torch-layer-image python

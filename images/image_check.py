@@ -38,7 +38,9 @@ def _dotted_cudnn(version: int | None) -> str | None:
 
 def torch_versions() -> dict:
     """torch, its CUDA build, cuDNN, NCCL; a value is None when absent or not loadable."""
-    out: dict = {"torch": None, "cuda": None, "cudnn": None, "nccl": None, "errors": []}
+    out: dict = {
+        "torch": None, "cuda": None, "cudnn": None, "nccl": None, "cuda_archs": [], "errors": []
+    }  # fmt: skip
     try:
         import torch
     except Exception as e:  # a broken torch is a finding, reported below
@@ -47,6 +49,7 @@ def torch_versions() -> dict:
     out["torch"] = torch.__version__
     out["cuda"] = torch.version.cuda
     if torch.version.cuda:
+        out["cuda_archs"] = cuda_archs(torch)
         try:
             out["cudnn"] = _dotted_cudnn(torch.backends.cudnn.version())
         except Exception as e:
@@ -56,6 +59,18 @@ def torch_versions() -> dict:
         except Exception as e:
             out["errors"].append(f"NCCL does not load: {e}")
     return out
+
+
+def cuda_archs(torch) -> list[str]:
+    """The GPU architectures the build has kernels for ("sm_90", "compute_90"), read without
+    a GPU: `torch.cuda.get_arch_list()` says [] when no GPU is present, the build's own
+    flags do not."""
+    try:
+        flags = torch._C._cuda_getArchFlags()
+    except Exception:
+        flags = ""
+    archs = (flags or "").split() or list(torch.cuda.get_arch_list())
+    return sorted(set(archs), key=lambda a: (a.split("_")[0], int(a.split("_")[-1] or 0)))
 
 
 def cuda_libraries(paths: list[str]) -> list[str]:
@@ -87,6 +102,8 @@ def problems(
             found.append(f"torch is built for CUDA {versions['cuda']}, not {expect_cuda}.")
         if versions.get("cuda") and not versions.get("cudnn"):
             found.append("cuDNN is missing: torch.backends.cudnn.version() gave nothing.")
+        if versions.get("cuda") and not versions.get("cuda_archs"):
+            found.append("torch names no GPU architecture its kernels were built for.")
     elif flavour == "cpu":
         if versions.get("cuda"):
             found.append(f"the CPU image's torch is a CUDA {versions['cuda']} build.")
@@ -130,6 +147,7 @@ def main(argv: list[str] | None = None) -> int:
         "cuda": versions["cuda"],
         "cudnn": versions["cudnn"],
         "nccl": versions["nccl"],
+        "cuda_archs": versions["cuda_archs"],
         "python": platform.python_version(),
         "jupyterlab": _version_of("jupyterlab"),
         "jupyterhub": _version_of("jupyterhub"),

@@ -26,6 +26,7 @@ BESIDE = {
     "tests/integration/test_user_origins_hub.py",
     "tests/integration/test_hub_ports.py",
     "tests/integration/test_profiles_hub.py",
+    "tests/integration/test_image_compat_hub.py",
     "tests/integration/test_image.py",
     "tests/integration/test_cuda_image.py",
     "tests/neighbour/test_users_seat.py",

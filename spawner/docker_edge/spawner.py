@@ -38,13 +38,14 @@ from ..services.hub_metrics import record_refusal, record_spawn
 from .account_volumes import AccountVolumes
 from .container_spec import DockerStart, EngineStart, docker_start, made_from
 from .gpu_line import HostPool, WaitsInLine
+from .image_compat import ChecksImage
 from .progress import Progress, wait_listening
 from .usage_record import RecordsUsage
 from .user_choice import UserChoice
 
 
 class CUDADockerSpawner(
-    UserChoice, WaitsInLine, RecordsUsage, AccountVolumes, SiteConfig, DockerSpawner
+    UserChoice, WaitsInLine, RecordsUsage, ChecksImage, AccountVolumes, SiteConfig, DockerSpawner
 ):
     """A DockerSpawner for GPU notebooks; see docs/ for the whole picture."""
 
@@ -164,6 +165,7 @@ class CUDADockerSpawner(
         count = choice.gpus
         if count == 0:
             return ()
+        await self._check_image_runs(choice.profile)  # before any GPU or place in line
         await self._check_budgets()  # over a hard budget: refused, never queued
         host = await self.gpu_host()
         pool = HostPool(host, self)

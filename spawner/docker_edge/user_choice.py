@@ -91,9 +91,11 @@ class UserChoice(HasTraits):
         )
 
     async def _form_gpus(self, visible: list[Profile]):
-        """(free, total, per profile) GPUs for the form: this host's table."""
+        """(free, total, per profile) GPUs for the form: this host's table, and the
+        profiles whose image cannot run on its GPUs (`image_compat`)."""
         host = await self.gpu_host()
-        return await host.free_count(self._engine), host.total, None
+        free = await host.free_count(self._engine)
+        return free, host.total, await self._form_availability(visible, free, host.total)
 
     async def validated_choice(self, user_options: dict) -> Choice:
         """The user's profile and GPU count, or an HTTP 400 whose message says what to fix."""

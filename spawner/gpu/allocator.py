@@ -30,7 +30,8 @@ PLACEMENT_POLICIES = ("pack", "spread")
 # (old-style MIG UUIDs contain '/').
 _INDEX = re.compile(r"^[0-9]+$")
 _UUID = re.compile(r"^(GPU|MIG)-[0-9A-Za-z][0-9A-Za-z/_-]*$")
-_ENTRY_KEYS = {"id", "index", "name"}
+_ENTRY_KEYS = {"id", "index", "name", "compute_capability"}
+_CC = re.compile(r"\d{1,2}\.\d")
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,7 @@ class Gpu:
     index: int
     id: str
     name: str = ""
+    compute_capability: str = ""  # "9.0"; "" when not known (no check against images)
 
 
 @dataclass(frozen=True)
@@ -150,12 +152,18 @@ def _parse_entry(entry: object, position: int) -> Gpu:
     if isinstance(entry, Mapping):
         unknown = set(entry) - _ENTRY_KEYS
         if unknown:
-            raise ValueError(f"{where} has unknown keys {sorted(unknown)}; use id, index, name.")
+            raise ValueError(
+                f"{where} has unknown keys {sorted(unknown)}; "
+                "use id, index, name, compute_capability."
+            )
         if "id" not in entry and "index" not in entry:
             raise ValueError(f"{where} needs an 'id' (index or UUID) or an 'index'.")
         name = entry.get("name", "")
         if not isinstance(name, str):
             raise ValueError(f"{where}: 'name' must be a string.")
+        cc = str(entry.get("compute_capability", "")).strip()
+        if cc and not _CC.fullmatch(cc):
+            raise ValueError(f"{where}: 'compute_capability' must look like \"9.0\".")
         index = _parse_index(entry["index"], where) if "index" in entry else None
         if "id" in entry:
             gpu_id, id_index = _parse_id(entry["id"], where)
@@ -163,7 +171,7 @@ def _parse_entry(entry: object, position: int) -> Gpu:
             gpu_id, id_index = str(index), index
         if index is None:
             index = id_index if id_index is not None else position
-        return Gpu(index=index, id=gpu_id, name=name.strip())
+        return Gpu(index=index, id=gpu_id, name=name.strip(), compute_capability=cc)
     gpu_id, index = _parse_id(entry, where)
     return Gpu(index=position if index is None else index, id=gpu_id)
 

@@ -24,7 +24,7 @@ from ..engine.hub_identity import is_ours
 from .allocator import Gpu, GpuAllocator
 from .claims import GpuClaim, container_claim, resolve
 from .engine_view import ContainerLister, EngineReads, EventReader, Inspector
-from .inventory import load_inventory
+from .inventory import driver_from_nvml, load_inventory
 from .labels import ACTIVE_STATES, GPUS_LABEL, holding_from_labels
 from .waiting_line import HeldGpu
 
@@ -154,6 +154,8 @@ class GpuHost:
         # and how long the last servers held theirs.
         self.since: dict[str, float] = {}
         self.recent_holds: deque[float] = deque(maxlen=50)
+        # The NVIDIA driver, for images that say which they need ("" unknown: not checked).
+        self.driver = ""
 
     @classmethod
     async def shared(
@@ -183,6 +185,8 @@ class GpuHost:
                     log=log,
                 )
                 cls._instance = cls(gpus, allocator, log, hub_id)
+                if str(inventory).strip().lower() == "nvml":
+                    cls._instance.driver = await asyncio.to_thread(driver_from_nvml, log)
                 log.info(
                     "GPU inventory: %s",
                     ", ".join(f"{g.id} ({g.name})" for g in gpus) or "none (CPU only)",

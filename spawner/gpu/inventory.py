@@ -45,11 +45,13 @@ def inventory_from_nvml(log: logging.Logger | None = None) -> list[Gpu]:
         gpus = []
         for index in range(pynvml.nvmlDeviceGetCount()):
             handle = pynvml.nvmlDeviceGetHandleByIndex(index)
+            major, minor = pynvml.nvmlDeviceGetCudaComputeCapability(handle)
             gpus.append(
                 Gpu(
                     index=index,
                     id=_text(pynvml.nvmlDeviceGetUUID(handle)),
                     name=_text(pynvml.nvmlDeviceGetName(handle)),
+                    compute_capability=f"{major}.{minor}",
                 )
             )
         return gpus
@@ -62,6 +64,27 @@ def inventory_from_nvml(log: logging.Logger | None = None) -> list[Gpu]:
             pynvml.nvmlShutdown()
         except pynvml.NVMLError as e:
             log.debug("nvmlShutdown failed: %s", e)
+
+
+def driver_from_nvml(log: logging.Logger | None = None) -> str:
+    """This machine's NVIDIA driver version ("550.54.15"); "" when NVML cannot tell."""
+    try:
+        import pynvml
+
+        pynvml.nvmlInit()
+    except Exception as e:  # no library, no driver: nothing to check images against
+        (log or _log).info("No NVIDIA driver version: %s", e)
+        return ""
+    try:
+        return _text(pynvml.nvmlSystemGetDriverVersion())
+    except pynvml.NVMLError as e:
+        (log or _log).warning("NVML did not give the driver version: %s", e)
+        return ""
+    finally:
+        try:
+            pynvml.nvmlShutdown()
+        except pynvml.NVMLError:
+            pass
 
 
 def _text(value: str | bytes) -> str:

@@ -178,9 +178,18 @@ class SiteConfig(HasTraits):
 
         "nvml" (default): ask NVML on the hub host (an empty inventory where there is no
         driver). Or a list, for a hub that runs in a container or talks to a remote engine:
-        indices or UUIDs, or dicts such as {"id": "GPU-5f1c...", "index": 0, "name": "H100"}.
-        An empty list means a CPU-only host: GPU choices are hidden.
+        indices or UUIDs, or dicts such as {"id": "GPU-5f1c...", "index": 0, "name": "H100",
+        "compute_capability": "9.0"} (the capability lets the hub refuse an image whose
+        PyTorch has no kernels for the card). An empty list means a CPU-only host: GPU
+        choices are hidden.
         """,
+    )
+    gpu_driver_version = Unicode(
+        "",
+        config=True,
+        help="""The host's NVIDIA driver version, e.g. "550.54.15", for a listed inventory
+        (with "nvml" the hub asks NVML). A GPU profile whose image needs a newer driver is
+        shown unavailable, with the reason. Empty: not checked.""",
     )
     gpu_request_style = CaselessStrEnum(
         ["device_requests", "runtime", "cdi"],

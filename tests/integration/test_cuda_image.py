@@ -83,6 +83,12 @@ def test_labels_and_lock_name_what_the_image_holds(docker_client, cuda_image):
     assert labels["org.cudaspawner.nccl"].startswith("2.27.")
     assert labels["org.cudaspawner.python"].startswith("3.11.")
     assert labels["org.cudaspawner.jupyterlab"].startswith("4.")
+    # What the hub checks a host against before a start (issue 27): the driver CUDA 12.8
+    # needs, from the one table, and the architectures torch was built for, read without
+    # a GPU: Blackwell (sm_100, sm_120) among them in a CUDA 12.8 build.
+    assert labels["org.cudaspawner.min-driver"] == "525.60.13"
+    archs = labels["org.cudaspawner.cuda-archs"].split()
+    assert {"sm_80", "sm_90", "sm_100", "sm_120"} <= set(archs), archs
     from importlib.metadata import version
 
     assert labels["org.opencontainers.image.version"] == version("cudaspawner")

@@ -122,3 +122,11 @@ def test_the_server_process_never_imports_torch(server):
     # ...while torch itself is there for notebooks (a CPU build in this image).
     code, out = c.exec_run(["python", "-c", "import torch; print(torch.__version__)"])
     assert code == 0 and out.decode().strip().startswith("2.")
+
+
+def test_the_cpu_image_says_it_needs_no_driver_and_no_gpu_architecture(docker_client):
+    """Issue 27: the build check labels every image; the CPU twin needs nothing of a host."""
+    labels = docker_client.images.get("cudaspawner/cpu:latest").labels
+    assert labels["org.cudaspawner.cuda"] == "none"
+    assert labels["org.cudaspawner.min-driver"] == "none"
+    assert labels["org.cudaspawner.cuda-archs"] == "none"

@@ -19,6 +19,7 @@ from spawner.gpu.allocator import (
 )
 from spawner.gpu.inventory import (
     INVENTORY_ENV,
+    driver_from_nvml,
     inventory_from_env,
     inventory_from_nvml,
     load_inventory,
@@ -109,10 +110,11 @@ def test_inventory_from_env_is_none_when_unset_and_parsed_when_set():
 class FakeNvml(types.ModuleType):
     """Stands in for pynvml with the real exception classes."""
 
-    def __init__(self, devices=(), init_error=None):
+    def __init__(self, devices=(), init_error=None, driver="550.54.15"):
         import pynvml
 
         super().__init__("pynvml")
+        self.driver = driver
         self.NVMLError = pynvml.NVMLError
         self.devices = list(devices)
         self.init_error = init_error
@@ -137,6 +139,12 @@ class FakeNvml(types.ModuleType):
     def nvmlDeviceGetName(self, handle):
         return handle[1]
 
+    def nvmlDeviceGetCudaComputeCapability(self, handle):
+        return handle[2] if len(handle) > 2 else (9, 0)
+
+    def nvmlSystemGetDriverVersion(self):
+        return self.driver
+
 
 def test_nvml_without_a_driver_gives_an_empty_inventory_and_says_why(monkeypatch, caplog):
     import pynvml
@@ -156,13 +164,17 @@ def test_nvml_on_this_machine_never_crashes(caplog):
 
 
 def test_nvml_inventory_uses_uuids_as_ids_and_model_names(monkeypatch):
-    fake = FakeNvml(devices=[(b"GPU-aaaa", b"NVIDIA H100"), ("GPU-bbbb", "NVIDIA H100")])
+    fake = FakeNvml(
+        devices=[(b"GPU-aaaa", b"NVIDIA H100"), ("GPU-bbbb", "NVIDIA RTX PRO 6000", (12, 0))]
+    )
     monkeypatch.setitem(sys.modules, "pynvml", fake)
     assert inventory_from_nvml() == [
-        Gpu(0, "GPU-aaaa", "NVIDIA H100"),
-        Gpu(1, "GPU-bbbb", "NVIDIA H100"),
+        Gpu(0, "GPU-aaaa", "NVIDIA H100", "9.0"),
+        Gpu(1, "GPU-bbbb", "NVIDIA RTX PRO 6000", "12.0"),
     ]
     assert fake.shut_down
+    # The driver, for images that say which they need (issue 27).
+    assert driver_from_nvml() == "550.54.15"
 
 
 def test_nvml_failing_mid_listing_gives_no_half_inventory(monkeypatch, caplog):

@@ -13,7 +13,13 @@ _spec = importlib.util.spec_from_file_location(
 image_check = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(image_check)
 
-CUDA_OK = {"torch": "2.9.1+cu128", "cuda": "12.8", "cudnn": "9.10.2", "nccl": "2.27.5"}
+CUDA_OK = {
+    "torch": "2.9.1+cu128",
+    "cuda": "12.8",
+    "cudnn": "9.10.2",
+    "nccl": "2.27.5",
+    "cuda_archs": ["sm_80", "sm_90", "sm_120"],
+}
 CPU_OK = {"torch": "2.13.0+cpu", "cuda": None, "cudnn": None, "nccl": None}
 
 
@@ -28,6 +34,7 @@ def test_a_sound_cuda_and_a_sound_cpu_image_pass():
         ({**CUDA_OK, "cuda": None}, "lost its CUDA build"),
         ({**CUDA_OK, "cuda": "12.6"}, "built for CUDA 12.6, not 12.8"),
         ({**CUDA_OK, "cudnn": None}, "cuDNN is missing"),
+        ({**CUDA_OK, "cuda_archs": []}, "torch names no GPU architecture"),
         ({**CUDA_OK, "torch": "2.8.0+cu128"}, "torch is 2.8.0+cu128, not 2.9.1"),
         ({**CUDA_OK, "errors": ["NCCL does not load: libnccl.so.2"]}, "NCCL does not load"),
     ],

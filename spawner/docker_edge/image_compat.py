@@ -1,0 +1,56 @@
+"""Know before you start (issue 27): a GPU profile whose image cannot run on this host's
+GPUs is unavailable on the form, with the reason, and refused (409) by the REST API, before
+any GPU is reserved or anyone waits in line. A mixin of CUDADockerSpawner.
+
+The image says what it needs in its labels (`gpu.cuda_compat`); the host's driver is
+NVML's (or `gpu_driver_version`), each GPU's compute capability NVML's (or the inventory's).
+An image without those labels, or a host that does not say, is not checked.
+"""
+
+from __future__ import annotations
+
+from ..engine import failures
+from ..gpu.cuda_compat import ImageNeeds, refusal
+from ..planning.form import ProfileAvailability
+from ..planning.profiles import Profile
+from ..services.hub_metrics import record_refusal
+
+
+class ChecksImage:
+    async def _image_refusal(self, profile: Profile) -> str | None:
+        """Why this GPU profile's image cannot run here (a sentence), or None."""
+        if profile.max_gpus <= 0:
+            return None
+        host = await self.gpu_host()
+        capabilities = [g.compute_capability for g in host.inventory]
+        driver = self.gpu_driver_version or host.driver
+        if not driver and not any(capabilities):
+            return None  # nothing known of the host: nothing to check
+        try:
+            inspected = await self._inspect_image(profile.image or self._site_image())
+        except Exception:  # a missing image has its own sentence, at the start
+            return None
+        labels = (inspected.get("Config") or {}).get("Labels")
+        return refusal(ImageNeeds.from_labels(labels), driver, capabilities)
+
+    async def _check_image_runs(self, profile: Profile) -> None:
+        reason = await self._image_refusal(profile)
+        if reason:
+            record_refusal("image_incompatible", user=self.user.name, server=self.server_key,
+                           message=reason)  # fmt: skip
+            raise failures.user_error(409, reason)
+
+    async def _form_availability(
+        self, visible: list[Profile], free: int | None, total: int
+    ) -> dict[str, ProfileAvailability] | None:
+        """Each profile's figures for the form, with the reason where its image cannot run
+        here; None when nothing is refused (the form uses the host's figures)."""
+        reasons = {p.slug: await self._image_refusal(p) for p in visible}
+        if not any(reasons.values()):
+            return None
+        # Profiles without a reason keep the host's figures (none when those are unknown).
+        return {
+            p.slug: ProfileAvailability(free or 0, total, reasons[p.slug])
+            for p in visible
+            if free is not None or reasons[p.slug]
+        }
