@@ -136,22 +136,32 @@ STARTED_POSTGRES=
 POSTGRES_TEST_URL=postgresql://cudaspawner_test:cudaspawner_test@127.0.0.1:5432/cudaspawner_test
 ensure_postgres() {
   local version
-  version=$(ls /usr/lib/postgresql 2>/dev/null | sort -V | tail -1)
+  # The newest installed server (a client of another version may sit beside it).
+  version=$(ls -d /usr/lib/postgresql/*/bin/postgres 2>/dev/null | cut -d/ -f5 | sort -V | tail -1)
   [ -n "$version" ] || { log "PostgreSQL is not installed (Debian's postgresql package)."; return 1; }
   if ! pg_isready -q -h 127.0.0.1 -p 5432; then
-    pg_lsclusters -h 2>/dev/null | grep -q "^$version main" || pg_createcluster "$version" main >/dev/null
+    pg_lsclusters -h 2>/dev/null | awk -v v="$version" '$1 == v && $2 == "main" {f = 1} END {exit !f}' ||
+      pg_createcluster "$version" main >/dev/null
     log "starting PostgreSQL $version (cluster main)"
     pg_ctlcluster "$version" main start
     STARTED_POSTGRES=$version
     for _ in $(seq 60); do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 0.5; done
+    pg_isready -q -h 127.0.0.1 -p 5432 || {
+      log "PostgreSQL $version did not answer on 127.0.0.1:5432;" \
+        "see /var/log/postgresql/postgresql-$version-main.log"
+      return 1
+    }
   fi
-  runuser -u postgres -- psql -qtAc "SELECT 1 FROM pg_roles WHERE rolname = 'cudaspawner_test'" |
-    grep -q 1 ||
-    runuser -u postgres -- psql -qc "CREATE ROLE cudaspawner_test LOGIN PASSWORD 'cudaspawner_test'"
-  runuser -u postgres -- psql -qtAc "SELECT 1 FROM pg_database WHERE datname = 'cudaspawner_test'" |
-    grep -q 1 ||
-    runuser -u postgres -- psql -qc "CREATE DATABASE cudaspawner_test OWNER cudaspawner_test"
+  # `[ "$(...)" = 1 ]`, not `| grep -q`: under pipefail, grep leaving early may fail the pipe.
+  [ "$(pg_superuser_query "SELECT 1 FROM pg_roles WHERE rolname = 'cudaspawner_test'")" = 1 ] ||
+    pg_superuser_query "CREATE ROLE cudaspawner_test LOGIN PASSWORD 'cudaspawner_test'" >/dev/null
+  [ "$(pg_superuser_query "SELECT 1 FROM pg_database WHERE datname = 'cudaspawner_test'")" = 1 ] ||
+    pg_superuser_query "CREATE DATABASE cudaspawner_test OWNER cudaspawner_test" >/dev/null
   export CUDASPAWNER_TEST_POSTGRES_URL=$POSTGRES_TEST_URL
+}
+
+pg_superuser_query() {  # sql: run as the cluster's superuser, unaligned rows on stdout
+  runuser -u postgres -- psql -qtAc "$1"
 }
 
 stop_started_postgres() {

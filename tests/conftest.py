@@ -36,6 +36,7 @@ BESIDE = {
     "tests/browser/test_default_deployment.py",
     "tests/browser/test_ssh_keys_page.py",
     "tests/browser/test_gpu_panel.py",
+    "tests/browser/test_journey.py",
     "tests/browser/test_frontend_unit.py",
 }
 ROOT = Path(__file__).resolve().parents[1]

@@ -9,6 +9,7 @@ thread, off the event loop.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 from collections.abc import Iterable
@@ -17,7 +18,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
 
 from .holds import Hold
 
@@ -27,8 +28,8 @@ holds_table = sa.Table(
     metadata,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
     sa.Column("user", sa.String(255), nullable=False),
-    # JupyterHub group names may hold any character: a JSON list, not a joined string.
-    # Text, decoded by `_groups` (many holds share one list: decoded once per read).
+    # JupyterHub does not restrict group names (";" and "," included): a JSON list, not a
+    # joined string. Text, decoded by `_holds` (many holds share one list: decoded once).
     sa.Column("groups", sa.Text, nullable=False),
     sa.Column("profile", sa.String(255), nullable=False),
     sa.Column("server", sa.String(512), nullable=False),
@@ -47,17 +48,31 @@ holds_table = sa.Table(
 _COLUMNS = [c for c in holds_table.c if c.name != "id"]
 
 
+def _postgres_url(url: URL) -> URL:
+    """A bare `postgresql://` with the driver that is installed: psycopg2 where it is, else
+    psycopg (3, the `postgres` extra). SQLAlchemy 2.0 reads a bare URL as psycopg2 and 2.1
+    as psycopg, so the URL must not depend on which of them the hub has."""
+    if url.drivername != "postgresql":
+        return url  # the admin named a driver: theirs
+    for driver in ("psycopg2", "psycopg"):
+        if importlib.util.find_spec(driver) is not None:
+            return url.set(drivername=f"postgresql+{driver}")
+    return url
+
+
 def _engine(url: str) -> sa.Engine:
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
-        return sa.create_engine(url, pool_pre_ping=True, future=True)
+        # pre_ping: a server restarted between two looks is reconnected, not an error.
+        return sa.create_engine(_postgres_url(parsed), pool_pre_ping=True)
     path = parsed.database
     if path and path != ":memory:":
         # It holds user names: the hub's account only (0600), made so before the first write.
+        # SQLite gives its -wal and -shm files the database file's mode.
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
         os.chmod(path, 0o600)
-    engine = sa.create_engine(url, future=True, connect_args={"timeout": 30})
+    engine = sa.create_engine(parsed, pool_pre_ping=True, connect_args={"timeout": 30})
 
     @sa.event.listens_for(engine, "connect")
     def _wal(connection, _record) -> None:
@@ -68,6 +83,8 @@ def _engine(url: str) -> sa.Engine:
 
 
 class UsageStore:
+    """The holds in one database; `url` is `sqlite:///path` or `postgresql://...`."""
+
     def __init__(self, url: str) -> None:
         self.url = url
         self.engine = _engine(url)
@@ -75,7 +92,7 @@ class UsageStore:
         self._insert = sqlite.insert if self.engine.dialect.name == "sqlite" else postgresql.insert
 
     def open_hold(self, hold: Hold) -> int:
-        """Record a hold that started; the id of the row, new or already there."""
+        """Record a hold that started; the id of the row, new or already there (unchanged)."""
         t = holds_table
         values = {
             "user": hold.user,
@@ -108,7 +125,7 @@ class UsageStore:
         return sa.and_(t.c.server == server, t.c.end.is_(None))
 
     def close_server(self, server: str, end: float, reason: str) -> int:
-        """Close the server's open holds at `end`; a reason marked before is kept."""
+        """Close the server's open holds at `end`; how many. A reason marked before is kept."""
         t = holds_table
         with self.engine.begin() as db:
             return db.execute(
@@ -123,6 +140,7 @@ class UsageStore:
             db.execute(holds_table.update().where(self._open_of(server)).values(reason=reason))
 
     def seen(self, servers: Iterable[str], now: float) -> None:
+        """These servers' open holds were alive at `now`."""
         servers = list(servers)
         if not servers:
             return
@@ -133,6 +151,7 @@ class UsageStore:
             )
 
     def add_idle(self, server: str, seconds: float) -> None:
+        """Add idle time to the server's open holds."""
         t = holds_table
         with self.engine.begin() as db:
             db.execute(
@@ -146,15 +165,10 @@ class UsageStore:
         query = sa.union_all(*(sa.select(t.c.id, *_COLUMNS).where(w) for w in where))
         with self.engine.connect() as db:
             rows = db.execute(query if len(where) > 1 else query.selects[0]).all()
-        groups = lru_cache(maxsize=4096)(lambda text: tuple(json.loads(text or "[]")))
-        # Positional, in the select's column order (a Row's attribute access is slow on a
-        # year of holds).
-        return [
-            Hold(user, groups(g), profile, server, gpu, model, start, end, seen, idle, reason, id_)
-            for id_, user, g, profile, server, gpu, model, start, end, seen, idle, reason in rows
-        ]
+        return _as_holds(rows)
 
     def open_holds(self) -> list[Hold]:
+        """Every hold not ended yet."""
         return self._holds(holds_table.c.end.is_(None))
 
     def holds_between(self, since: float, until: float) -> list[Hold]:
@@ -180,3 +194,14 @@ class UsageStore:
 
     def close(self) -> None:
         self.engine.dispose()
+
+
+def _as_holds(rows) -> list[Hold]:
+    """Rows of (id, *_COLUMNS) as holds."""
+    groups = lru_cache(maxsize=4096)(lambda text: tuple(json.loads(text or "[]")))
+    # Positional, in the select's column order (a Row's attribute access is slow on a year
+    # of holds).
+    return [
+        Hold(user, groups(g), profile, server, gpu, model, start, end, seen, idle, reason, id_)
+        for id_, user, g, profile, server, gpu, model, start, end, seen, idle, reason in rows
+    ]

@@ -13,7 +13,7 @@ import sqlalchemy as sa
 
 from spawner.accounting.holds import EXITED, RECLAIMED, STOPPED, Hold
 from spawner.accounting.report import rows_csv
-from spawner.accounting.usage_store import UsageStore
+from spawner.accounting.usage_store import UsageStore, _postgres_url
 from spawner.services.usage_page import chosen_period, render_usage, usage_view
 
 pytestmark = pytest.mark.postgres
@@ -94,6 +94,8 @@ def test_holds_between_gives_the_overlapping_holds_open_ones_too(store):
 
 
 def test_groups_and_odd_names_round_trip(store):
+    """JupyterHub does not restrict group names (";" is allowed): the groups are kept as a
+    JSON list, so no separator can split one."""
     odd = Hold("o'brien", ("a;b", 'q"uote', "ü"), "p", "o'brien/x", "MIG-1/2", "", T0, seen=T0)
     store.open_hold(odd)
     (back,) = store.open_holds()
@@ -105,10 +107,27 @@ def test_groups_and_odd_names_round_trip(store):
     )
 
 
-def test_the_sqlite_record_is_the_hubs_alone(tmp_path):
+def test_the_sqlite_record_is_the_hubs_alone_and_in_wal_mode(tmp_path):
     path = tmp_path / "data" / "gpu-usage.sqlite"
-    UsageStore(f"sqlite:///{path}").close()
-    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    store = UsageStore(f"sqlite:///{path}")
+    store.open_hold(hold())
+    with store.engine.connect() as db:  # the hub and its service write: WAL
+        assert db.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in path.parent.iterdir()}
+    store.close()
+    assert modes == {
+        "gpu-usage.sqlite": 0o600,
+        "gpu-usage.sqlite-wal": 0o600,
+        "gpu-usage.sqlite-shm": 0o600,
+    }
+
+
+def test_a_bare_postgresql_url_gets_an_installed_driver_and_a_named_one_is_kept():
+    bare = _postgres_url(sa.make_url("postgresql://u:p@db/usage")).get_driver_name()
+    assert bare in ("psycopg2", "psycopg")
+    __import__(bare)
+    named = sa.make_url("postgresql+pg8000://u:p@db/usage")
+    assert _postgres_url(named) is named
 
 
 def test_the_usage_view_from_one_read_gives_tables_chart_and_csv_that_sum_up(store):

@@ -3,6 +3,8 @@ user's notebook and GPU panel are reached through the hub (own engines, no mocks
 
 from __future__ import annotations
 
+import re
+
 import pytest
 import requests
 
@@ -56,12 +58,15 @@ def test_profile_constrained_to_the_worker_lands_there_and_shows_its_gpus(
     }
 
     # The worker's two GPUs are taken: the manager's four free ones do not count for this
-    # profile, on the form (its own nodes' figures) nor on a request.
+    # profile, on the form (its own nodes' figures) nor on a request. With none free, the
+    # form offers a place in the line for those nodes' GPUs, ticked (issue 25).
     browser = Browser(hub)
     browser.login("sw2cat", hub.user_password)
     page = browser.get("hub/spawn")
     assert page.status_code == 200, page.text
-    assert "needs 1 GPU, 0 free of 2" in " ".join(page.text.split()), page.text[-3000:]
+    shown = " ".join(page.text.split())
+    assert "0 of 2 free right now" in shown, page.text[-3000:]
+    assert re.search(r'id="cudaspawner-profile-gpu-wait" value="on" checked', shown), shown
     r = hub.api("POST", "users/sw2cat/server", json={"profile": "gpu"})
     assert r.status_code == 409, r.text
     assert "no node has that many free right now" in r.json()["message"]
