@@ -38,6 +38,13 @@ class GpuApiHandler(APIHandler):
         super().set_default_headers()
         self.set_header("Cache-Control", "no-store")  # always the latest sample
 
+    def json_body(self) -> object:
+        """The request's JSON, or None when it is not JSON (the parser then says why)."""
+        try:
+            return json.loads(self.request.body or b"null")
+        except ValueError:
+            return None
+
 
 class GpuStatusHandler(GpuApiHandler):
     """GET api/gpu/v1/status[?history=0]: the latest sample, with history unless asked not to."""
@@ -96,11 +103,7 @@ class GpuReclaimHandler(GpuApiHandler):
         from .reclaim import NoticeError
 
         try:
-            body = json.loads(self.request.body or b"null")
-        except ValueError:
-            body = None
-        try:
-            self.finish(self.gpu.reclaim.warn(body))
+            self.finish(self.gpu.reclaim.warn(self.json_body()))
         except NoticeError as e:
             self.set_status(400)
             self.finish({"message": str(e)})
@@ -135,11 +138,7 @@ class GpuUsageHandler(GpuApiHandler):
         from .usage import UsageError
 
         try:
-            body = json.loads(self.request.body or b"null")
-        except ValueError:
-            body = None
-        try:
-            self.finish(json.dumps(self.gpu.usage.set(body)))
+            self.finish(json.dumps(self.gpu.usage.set(self.json_body())))
         except UsageError as e:
             self.set_status(400)
             self.finish({"message": str(e)})

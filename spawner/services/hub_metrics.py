@@ -29,6 +29,8 @@ REFUSAL_REASONS = (
     "invalid_choice",
     "no_gpu_runtime",
     "image_missing",
+    "image_incompatible",  # the image cannot run on this host's GPUs (issue 27)
+    "gpu_budget",  # over a hard GPU-hour budget (issue 26)
     "other",
 )
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import re
 import time
 from pathlib import Path
@@ -22,7 +21,7 @@ import requests
 from playwright.sync_api import expect
 
 from tests.browser.conftest import ARTIFACTS
-from tests.ops.test_reclaim_hub import _config, _description
+from tests.ops.test_reclaim_hub import simulated_profiles
 
 pytestmark = [pytest.mark.browser, pytest.mark.docker, pytest.mark.hub]
 
@@ -39,16 +38,10 @@ def _login(context, hub, user: str, password: str):
 
 
 def test_admin_sees_every_gpu_and_stops_a_server_a_user_gets_403(hub_factory, browser, tmp_path):
-    sim = tmp_path / "sim"
-    sim.mkdir()
-    sim.chmod(0o755)
-    for slug, utilisation in (("busy", 90), ("idle", 0)):
-        (sim / f"{slug}.json").write_text(json.dumps(_description(utilisation)))
-        (sim / f"{slug}.json").chmod(0o644)
     # Reclaim off: this test is about the page, not the clock.
     # carl may reach the service (a role grants it) but is no admin: the page itself says no.
     hub = hub_factory(
-        _config(sim)
+        simulated_profiles(tmp_path)
         + "c.GpuReclaim.enabled = False\n"
         + "c.JupyterHub.load_roles.append({'name': 'fleet-visitors', 'users': ['opscarl'],"
         + " 'scopes': ['access:services!service=gpu-admin']})\n"

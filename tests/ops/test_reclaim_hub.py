@@ -71,6 +71,17 @@ c.GpuReclaim.exempt_users = ["opsexempt"]
 """
 
 
+def simulated_profiles(tmp_path) -> str:
+    """A hub's config whose "busy" profile's GPUs read 90 % and "idle" profile's 0 %."""
+    sim = tmp_path / "sim"
+    sim.mkdir()
+    sim.chmod(0o755)
+    for slug, utilisation in (("busy", 90), ("idle", 0)):
+        (sim / f"{slug}.json").write_text(json.dumps(_description(utilisation)))
+        (sim / f"{slug}.json").chmod(0o644)
+    return _config(sim)
+
+
 def _metrics(hub) -> dict[tuple[str, tuple], float]:
     r = requests.get(
         hub.url + "hub/metrics", headers={"Authorization": f"token {hub.admin_token}"}, timeout=30
@@ -97,13 +108,7 @@ def _wait(what: str, check, timeout: float, hub) -> object:
 def test_idle_gpu_is_warned_then_stopped_busy_exempt_and_kept_servers_stay(
     hub_factory, docker_client, tmp_path
 ):
-    sim = tmp_path / "sim"
-    sim.mkdir()
-    sim.chmod(0o755)
-    for slug, utilisation in (("busy", 90), ("idle", 0)):
-        (sim / f"{slug}.json").write_text(json.dumps(_description(utilisation)))
-        (sim / f"{slug}.json").chmod(0o644)
-    hub = hub_factory(_config(sim))
+    hub = hub_factory(simulated_profiles(tmp_path))
     # Names of their own: other suites' hubs share this engine, and container names follow
     # user names.
     profiles = {"opsbusy": "busy", "opsidle": "idle", "opsexempt": "idle", "opskeeper": "idle"}

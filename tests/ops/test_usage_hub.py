@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import time
 from datetime import datetime, timedelta, timezone
 
@@ -20,7 +19,7 @@ import requests
 from spawner.gpu.labels import SINCE_LABEL, parse_since
 from spawner.gpu.line_store import LineStore
 from tests.hubtools import Browser, container_of
-from tests.ops.test_reclaim_hub import _config, _description
+from tests.ops.test_reclaim_hub import simulated_profiles
 
 pytestmark = [pytest.mark.docker, pytest.mark.hub]
 
@@ -53,14 +52,10 @@ def _report(admin: Browser, by: str) -> dict[str, dict[str, float]]:
 def test_holds_are_recorded_across_a_kill_and_budgets_warn_and_refuse(
     hub_factory, docker_client, tmp_path
 ):
-    sim = tmp_path / "sim"
-    sim.mkdir()
-    sim.chmod(0o755)
-    for slug, utilisation in (("busy", 90), ("idle", 0)):
-        (sim / f"{slug}.json").write_text(json.dumps(_description(utilisation)))
-        (sim / f"{slug}.json").chmod(0o644)
     hub = hub_factory(
-        _config(sim) + "c.GpuReclaim.enabled = False\n" + f"c.GpuUsage.budgets = {BUDGETS!r}\n"
+        simulated_profiles(tmp_path)
+        + "c.GpuReclaim.enabled = False\n"
+        + f"c.GpuUsage.budgets = {BUDGETS!r}\n"
     )
     users = ["usean", "useben", "usecat", "useeve", "usedan"]
     hub.api("POST", "users", json={"usernames": users})
