@@ -19,6 +19,7 @@ import requests
 from spawner.gpu.labels import SINCE_LABEL, parse_since
 from spawner.gpu.line_store import LineStore
 from tests.hubtools import Browser, container_of
+from tests.integration.test_security import admin_password, approve, logged_in, signup
 from tests.ops.test_reclaim_hub import simulated_profiles
 
 pytestmark = [pytest.mark.docker, pytest.mark.hub]
@@ -52,13 +53,23 @@ def _report(admin: Browser, by: str) -> dict[str, dict[str, float]]:
 def test_holds_are_recorded_across_a_kill_and_budgets_warn_and_refuse(
     hub_factory, docker_client, tmp_path
 ):
+    # The default deployment: HTTPS, native sign-up, internal TLS, its managed services.
     hub = hub_factory(
         simulated_profiles(tmp_path)
         + "c.GpuReclaim.enabled = False\n"
-        + f"c.GpuUsage.budgets = {BUDGETS!r}\n"
+        + f"c.GpuUsage.budgets = {BUDGETS!r}\n",
+        secure=True,
     )
     users = ["usean", "useben", "usecat", "useeve", "usedan"]
     hub.api("POST", "users", json={"usernames": users})
+    admin = Browser(hub)
+    assert logged_in(admin.login("admin", admin_password(hub)))
+    # The users who look at pages sign up and are approved, as on the real site.
+    signed_up = {}
+    for name in ("usean", "useben"):
+        signed_up[name] = f"{name}-long-passphrase"
+        signup(hub, name, signed_up[name])
+        approve(admin, name)
     hub.api("POST", "groups/teama", json={"users": ["usean", "useben"]})
     hub.api("POST", "groups/teamb", json={"users": ["useben"]})
 
@@ -93,7 +104,8 @@ def test_holds_are_recorded_across_a_kill_and_budgets_warn_and_refuse(
     auth = {"Authorization": f"token {hub.admin_token}"}
 
     def panel_usage():
-        return requests.get(status_url, headers=auth, timeout=30).json().get("usage")
+        r = requests.get(status_url, headers=auth, timeout=30, verify=hub.verify)
+        return r.json().get("usage")
 
     deadline = time.monotonic() + 20
     while not panel_usage() and time.monotonic() < deadline:
@@ -106,8 +118,8 @@ def test_holds_are_recorded_across_a_kill_and_budgets_warn_and_refuse(
     ended["usecat"] = stop("usecat")
     ended["useeve"] = stop("useeve")
 
-    admin = Browser(hub)
-    assert admin.login("admin", (hub.data_dir / "admin-password").read_text().strip())
+    admin = Browser(hub)  # the hub restarted: a new session
+    assert logged_in(admin.login("admin", admin_password(hub)))
     by_user = _report(admin, "user")
     # Each user's GPU-seconds are their one hold, from its start to its stop (within 1 s):
     # the kill neither lost the holds held through it nor counted them twice.
@@ -137,12 +149,12 @@ def test_holds_are_recorded_across_a_kill_and_budgets_warn_and_refuse(
     assert abs(by_profile["idle"]["gpu"] - by_user["useben"]["gpu"]) <= 1
     # An ordinary user cannot read the record.
     ben = Browser(hub)
-    assert ben.login("useben", hub.user_password)
+    assert logged_in(ben.login("useben", signed_up["useben"]))
     assert ben.get("services/gpu-admin/usage.csv?period=day").status_code == 403
 
     # Budgets. teama's soft budget warns in usean's form, with their own figures.
     ann = Browser(hub)
-    assert ann.login("usean", hub.user_password)
+    assert logged_in(ann.login("usean", signed_up["usean"]))
     form = ann.get("hub/spawn/usean").text
     assert "Your GPU use:" in form and "GPU-hours this week" in form
     assert "Your group teama has used" in form and "of its 1 GPU-hours today" in form
