@@ -11,6 +11,7 @@ import re
 import time
 
 import pytest
+import requests
 
 from spawner.gpu.line_store import LineStore
 from spawner.gpu.waiting_line import Waiter
@@ -81,6 +82,31 @@ def test_the_gpu_admin_page_is_403_for_a_user_and_works_for_the_admin(deployment
     page = admin.get("services/gpu-admin/?message=Your+password+expired:+visit+evil.example")
     assert page.status_code == 200 and "GPU" in page.text
     assert "evil.example" not in page.text and "password expired" not in page.text
+
+
+@pytest.mark.parametrize("path", ["usage", "usage.csv?by=user", "holds.csv", "api/gpus"])
+def test_the_usage_record_and_the_line_are_the_admins_alone(deployment, path):
+    """Issue 25/26's new pages: a signed-up user gets 403; an outsider (no session) is sent
+    to log in and sees no figure; the admin gets them."""
+    import requests
+
+    hub, user, admin = deployment.hub, deployment.users[HONEST], deployment.admin
+    refused = user.get(f"services/gpu-admin/{path}")
+    assert refused.status_code == 403, refused.text[:300]
+    outsider = requests.get(
+        hub.service_url("gpu-admin", path), verify=hub.verify, allow_redirects=False, timeout=30
+    )
+    assert outsider.status_code in (302, 403), outsider.text[:300]
+    assert HONEST not in outsider.text and "gpu_hours" not in outsider.text
+    line = requests.post(
+        hub.service_url("gpu-admin", "line"),
+        data={"user": HONEST, "action": "remove"},
+        verify=hub.verify,
+        allow_redirects=False,
+        timeout=30,
+    )
+    assert line.status_code == 403, line.text[:300]  # no session, no XSRF: nothing changes
+    assert admin.get(f"services/gpu-admin/{path}").status_code == 200
 
 
 @pytest.mark.parametrize("service", ["ssh", "gpu-admin"])
