@@ -88,7 +88,6 @@ def test_the_gpu_admin_page_is_403_for_a_user_and_works_for_the_admin(deployment
 def test_the_usage_record_and_the_line_are_the_admins_alone(deployment, path):
     """Issue 25/26's new pages: a signed-up user gets 403; an outsider (no session) is sent
     to log in and sees no figure; the admin gets them."""
-    import requests
 
     hub, user, admin = deployment.hub, deployment.users[HONEST], deployment.admin
     refused = user.get(f"services/gpu-admin/{path}")
