@@ -40,19 +40,20 @@ class RecordsUsage:
     def _usage_settings(self) -> GpuUsage:
         return GpuUsage(config=self.config)
 
-    def _usage(self, create: bool = False) -> UsageStore | None:
+    async def _usage(self, create: bool = False) -> UsageStore | None:
         """The record (None when off). Only a start creates it: with no record yet there
-        is nothing to close, count or read."""
+        is nothing to close, count or read. Opened off the event loop (it may create the
+        table on a database server)."""
         settings = self._usage_settings()
         if not settings.enabled:
             return None
         url = settings.url(self._data_directory())
         if url not in self._stores:
             local = make_url(url)
-            missing = local.get_backend_name() == "sqlite" and not Path(local.database).exists()
-            if missing and not create:
-                return None
-            self._stores[url] = UsageStore(url)
+            if local.get_backend_name() == "sqlite" and not create:
+                if not await asyncio.to_thread(Path(local.database).exists):
+                    return None
+            self._stores[url] = await asyncio.to_thread(UsageStore, url)
         return self._stores[url]
 
     async def _record_start(self, start: EngineStart) -> None:
@@ -61,7 +62,7 @@ class RecordsUsage:
         since = parse_since(labels.get(SINCE_LABEL, ""))
         if not start.gpu_ids or since is None:
             return
-        store = self._usage(create=True)
+        store = await self._usage(create=True)
         if store is None:
             return
         models = {g.id: g.name for g in (await self.gpu_host()).inventory}
@@ -88,7 +89,7 @@ class RecordsUsage:
         """Close this server's open holds (a reason the reclaim marked first is kept): at
         once for a stop; for a server found ended, at the last time it was seen alive (it
         may have ended while the hub was down: that time was not held)."""
-        store = self._usage()
+        store = await self._usage()
         if store is None:
             return
 
@@ -109,7 +110,7 @@ class RecordsUsage:
     async def _budget_sentences(self) -> tuple[str | None, list[str]]:
         """(the refusal of a hard budget that is over, the warnings) for this user now."""
         budgets = self._usage_settings().parsed_budgets()
-        store = self._usage() if budgets else None
+        store = await self._usage() if budgets else None
         if store is None:
             return None, []
         now = time.time()
@@ -138,7 +139,7 @@ class RecordsUsage:
     async def _usage_note(self) -> tuple[dict[str, float], list[str]]:
         """The user's own GPU-hours this week and this month, and the budget warnings, for
         the spawn form."""
-        store = self._usage()
+        store = await self._usage()
         if store is None or not (await self.gpu_host()).total:
             return {}, []  # no GPUs here: nothing to count
         now = time.time()
