@@ -11,8 +11,28 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import Error as PlaywrightError
+from playwright.sync_api import Page
 
 from .jupyter_process import REPO, JupyterServer, build_labextension
+
+_goto = Page.goto
+
+
+def _goto_again_if_the_network_changed(self: Page, url: str, **kwargs):
+    """Page.goto, gone again (at most twice) when Chromium aborted it with
+    ERR_NETWORK_CHANGED: Chromium drops a navigation whenever a network interface comes or
+    goes, and Docker adds one for every container the suite's other lanes start (seen in
+    CI: the sign-up page of the line test). Any other failure is raised at once."""
+    for attempt in range(3):
+        try:
+            return _goto(self, url, **kwargs)
+        except PlaywrightError as e:
+            if "ERR_NETWORK_CHANGED" not in str(e) or attempt == 2:
+                raise
+
+
+Page.goto = _goto_again_if_the_network_changed
 
 ARTIFACTS = REPO / "test-artifacts" / "browser"
 TWO_GPUS = REPO / "tests" / "notebook" / "fixtures" / "two-gpus.json"
