@@ -4,7 +4,8 @@ any GPU is reserved or anyone waits in line. A mixin of CUDADockerSpawner.
 
 The image says what it needs in its labels (`gpu.cuda_compat`); the host's driver is
 NVML's (or `gpu_driver_version`), each GPU's compute capability NVML's (or the inventory's).
-An image without those labels, or a host that does not say, is not checked.
+An image without those labels is asked once, at its first GPU start (`image_probe`); a host
+that does not say is not checked.
 """
 
 from __future__ import annotations
@@ -14,10 +15,11 @@ from ..gpu.cuda_compat import ImageNeeds, refusal
 from ..planning.form import ProfileAvailability
 from ..planning.profiles import Profile
 from ..services.hub_metrics import record_refusal
+from .image_probe import ImageProbe
 
 
 class ChecksImage:
-    async def _image_refusal(self, profile: Profile) -> str | None:
+    async def _image_refusal(self, profile: Profile, probe_now: bool = False) -> str | None:
         """Why this GPU profile's image cannot run here (a sentence), or None."""
         if profile.max_gpus <= 0:
             return None
@@ -26,15 +28,23 @@ class ChecksImage:
         driver = self.gpu_driver_version or host.driver
         if not driver and not any(capabilities):
             return None  # nothing known of the host: nothing to check
+        image = profile.image or self._site_image()
         try:
-            inspected = await self._inspect_image(profile.image or self._site_image())
+            inspected = await self._inspect_image(image)
         except Exception:  # a missing image has its own sentence, at the start
             return None
-        labels = (inspected.get("Config") or {}).get("Labels")
-        return refusal(ImageNeeds.from_labels(labels), driver, capabilities)
+        needs = ImageNeeds.from_labels((inspected.get("Config") or {}).get("Labels"))
+        if needs is None:
+            # A site's own image that does not say: asked once, at a start (the form only
+            # shows what is known already).
+            probe = ImageProbe(self.docker, self.hub_id, self.log)
+            image_id = str(inspected.get("Id", image))
+            if probe_now or image_id in ImageProbe.known:
+                needs = await probe.needs(image, image_id)
+        return refusal(needs, driver, capabilities)
 
     async def _check_image_runs(self, profile: Profile) -> None:
-        reason = await self._image_refusal(profile)
+        reason = await self._image_refusal(profile, probe_now=True)
         if reason:
             record_refusal("image_incompatible", user=self.user.name, server=self.server_key,
                            message=reason)  # fmt: skip

@@ -62,10 +62,10 @@ class ImageNeeds:
     def from_labels(cls, labels: Mapping[str, str] | None) -> ImageNeeds | None:
         """None when the image does not say (not built here; not checked)."""
         labels = labels or {}
-        if CUDA_LABEL not in labels or MIN_DRIVER_LABEL not in labels:
-            return None
+        if not labels.get(CUDA_LABEL) or not labels.get(MIN_DRIVER_LABEL):
+            return None  # absent, or emptied by a site's image built on ours
         cuda = labels[CUDA_LABEL]
-        if cuda in ("", "none"):
+        if cuda == "none":
             return cls(None, None, ())
         driver = labels[MIN_DRIVER_LABEL]
         archs = tuple(a for a in labels.get(ARCHS_LABEL, "").split() if a != "none")

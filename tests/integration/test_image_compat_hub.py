@@ -65,3 +65,43 @@ def test_an_image_without_kernels_for_the_card_is_unavailable_and_refused(
     assert r.status_code == 409 and r.json()["message"] == SENTENCE, r.text
     assert hub_containers(docker_client, hub) == []
     assert "image_incompatible" in hub.api("GET", "../metrics").text
+
+
+SITE_IMAGE = "cudaspawner/pytorch-cuda:compat-unlabelled"  # ours, its labels emptied
+OLD_DRIVER = CONFIG.replace('"575.51.03"', '"560.35.03"').replace(OLD_IMAGE, SITE_IMAGE)
+
+
+@pytest.fixture
+def site_image(docker_client):
+    emptied = "".join(f'LABEL "{k}"=""\n' for k in OLD_LABELS)
+    docker_client.images.build(
+        fileobj=io.BytesIO(f"FROM cudaspawner/pytorch-cuda:2.9-cuda12.8\n{emptied}".encode()),
+        tag=SITE_IMAGE,
+        labels={"org.cudaspawner.test": "image-compat"},
+        rm=True,
+    )
+    yield SITE_IMAGE
+    docker_client.images.remove(SITE_IMAGE, noprune=True)
+
+
+def test_an_image_that_does_not_say_is_asked_once_at_its_first_start(
+    hub_factory, docker_client, site_image
+):
+    """A site's own image without the labels: its python and torch are asked once (no GPU,
+    no network), the answer kept by image id; a Blackwell host under a driver older than
+    570 then refuses it with the sentence, before any GPU is reserved."""
+    hub = hub_factory(OLD_DRIVER)
+    hub.api("POST", "users", json={"usernames": ["compatbob"]})
+    sentence = (
+        "This host's sm_120 GPUs need NVIDIA driver 570.26 or newer; this host has 560.35.03."
+    )
+    for _ in range(2):
+        r = hub.api("POST", "users/compatbob/server", json={"profile": "old"})
+        assert r.status_code == 409 and r.json()["message"] == sentence, r.text
+    assert hub.log().count(f"Inspected {SITE_IMAGE} once for CUDA") == 1
+    # The probe was this hub's, and is gone; no server container was made.
+    assert (
+        docker_client.containers.list(all=True, filters={"label": "org.cudaspawner.image-probe"})
+        == []
+    )
+    assert hub_containers(docker_client, hub) == []

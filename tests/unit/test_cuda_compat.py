@@ -122,3 +122,16 @@ async def test_the_form_marks_the_profile_unavailable_and_the_api_refuses_it_wit
     await spawner._check_image_runs(PROFILES[1])  # runs: nothing raised
     # A host that says nothing of its driver or cards is not checked.
     assert await Spawner("", ["", ""], images)._form_availability(PROFILES, 2, 2) is None
+
+
+def test_the_probe_answer_of_an_unlabelled_image_becomes_its_needs():
+    from spawner.docker_edge.image_probe import needs_from_answer
+
+    found = needs_from_answer('noise\n{"cuda": "12.8", "archs": ["sm_90", "sm_120"]}\n')
+    assert found == ImageNeeds("12.8", "525.60.13", ("sm_90", "sm_120"))
+    assert needs_from_answer('{"cuda": null, "archs": []}') == ImageNeeds(None, None, ())
+    # No answer, or a CUDA the table does not know: not known, so never refused.
+    assert needs_from_answer("Traceback ...") is None
+    assert needs_from_answer('{"cuda": "9.2", "archs": []}') is None
+    # A site's image built on ours with the labels emptied counts as unlabelled.
+    assert ImageNeeds.from_labels({**TORCH_CU128, "org.cudaspawner.cuda": ""}) is None
