@@ -16,10 +16,9 @@ from dataclasses import dataclass
 # Why a hold ended.
 STOPPED = "stopped"  # the server was stopped (its user, an admin, the API)
 RECLAIMED = "reclaimed"  # the idle-GPU reclaim stopped it
-EXITED = "exited"  # the server's container ended by itself
-HUB_RESTART = "hub restart"  # found gone when the hub started again (closed at `seen`)
+EXITED = "exited"  # ended without a stop through the hub (by itself, or while it was down)
 OVER_BUDGET = "over budget"  # stopped over a hard budget (GpuUsage.stop_over_budget)
-REASONS = (STOPPED, RECLAIMED, EXITED, HUB_RESTART, OVER_BUDGET)
+REASONS = (STOPPED, RECLAIMED, EXITED, OVER_BUDGET)
 
 
 @dataclass(frozen=True)

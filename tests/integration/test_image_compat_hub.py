@@ -36,17 +36,22 @@ c.CUDADockerSpawner.profiles = [
 SENTENCE = "This image's PyTorch has no kernels for this host's sm_120 GPUs."
 
 
-@pytest.fixture
-def old_image(docker_client):
-    labels = "".join(f'LABEL "{k}"="{v}"\n' for k, v in OLD_LABELS.items())
+def relabelled(docker_client, base: str, tag: str, labels: dict[str, str]):
+    """`base` under `tag` with these labels (a metadata-only build), removed afterwards."""
+    lines = "".join(f'LABEL "{k}"="{v}"\n' for k, v in labels.items())
     docker_client.images.build(
-        fileobj=io.BytesIO(f"FROM cudaspawner/cpu:latest\n{labels}".encode()),
-        tag=OLD_IMAGE,
+        fileobj=io.BytesIO(f"FROM {base}\n{lines}".encode()),
+        tag=tag,
         labels={"org.cudaspawner.test": "image-compat"},
         rm=True,
     )
-    yield OLD_IMAGE
-    docker_client.images.remove(OLD_IMAGE, noprune=True)
+    yield tag
+    docker_client.images.remove(tag, noprune=True)
+
+
+@pytest.fixture
+def old_image(docker_client):
+    yield from relabelled(docker_client, "cudaspawner/cpu:latest", OLD_IMAGE, OLD_LABELS)
 
 
 def test_an_image_without_kernels_for_the_card_is_unavailable_and_refused(
@@ -73,15 +78,10 @@ OLD_DRIVER = CONFIG.replace('"575.51.03"', '"560.35.03"').replace(OLD_IMAGE, SIT
 
 @pytest.fixture
 def site_image(docker_client):
-    emptied = "".join(f'LABEL "{k}"=""\n' for k in OLD_LABELS)
-    docker_client.images.build(
-        fileobj=io.BytesIO(f"FROM cudaspawner/pytorch-cuda:2.9-cuda12.8\n{emptied}".encode()),
-        tag=SITE_IMAGE,
-        labels={"org.cudaspawner.test": "image-compat"},
-        rm=True,
+    emptied = dict.fromkeys(OLD_LABELS, "")
+    yield from relabelled(
+        docker_client, "cudaspawner/pytorch-cuda:2.9-cuda12.8", SITE_IMAGE, emptied
     )
-    yield SITE_IMAGE
-    docker_client.images.remove(SITE_IMAGE, noprune=True)
 
 
 def test_an_image_that_does_not_say_is_asked_once_at_its_first_start(
