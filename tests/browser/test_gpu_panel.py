@@ -128,10 +128,20 @@ def test_lab_status_bar_shows_gpu0_and_follows_it(gpu_server, page):
     expect(item).to_have_text(pattern)
     # Screen readers get the same text and what the item does.
     assert "Open the GPU panel" in item.get_attribute("aria-label")
-    # Keyboard users reach the panel with Enter.
-    item.focus()
-    page.keyboard.press("Enter")
-    expect(page.locator(PANEL)).to_be_visible()
+    # Keyboard users reach the panel with Enter. Lab activates its main-area widget (and so
+    # takes the focus) once it has restored its layout, which on a busy machine can come after
+    # the status bar fills: the item is seen focused again before each press.
+    panel = page.locator(PANEL)
+    for _ in range(3):
+        item.focus()
+        expect(item).to_be_focused()
+        page.keyboard.press("Enter")
+        try:
+            expect(panel).to_be_visible(timeout=5000)
+            break
+        except AssertionError:
+            continue
+    expect(panel).to_be_visible()
 
 
 def test_lab_verification_checklist_and_run_again(gpu_server, page):
