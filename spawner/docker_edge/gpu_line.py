@@ -104,6 +104,25 @@ class WaitsInLine:
         held = fleet_figures().get("held_by_group") or {}
         return {"held_by_group": held, "shares": dict(self.gpu_line_group_shares)}
 
+    async def _reserve_whole(self, choice: Choice, pool: HostPool) -> tuple[Gpu, ...]:
+        """Whole GPUs now, through the line where it is on: a place in it when the choice
+        may wait and they are busy; raises `GpuAllocationError` when refused."""
+        host = pool.host
+        if self.gpu_line and choice.wait:
+            self._check_can_wait(choice, host)
+        gpus = await self._line_reserve(choice, pool) if self.gpu_line else None
+        if gpus is None:
+            try:
+                gpus = await host.reserve(
+                    self.server_key, self.user.name, self._group_names(), choice.gpus,
+                    self._engine,
+                )  # fmt: skip
+            except GpuUnavailable:
+                if not (self.gpu_line and choice.wait):
+                    raise
+                gpus = await self._wait_in_line(choice, pool)
+        return gpus
+
     async def _line_reserve(self, choice: Choice, pool: LinePool) -> tuple[Gpu, ...] | None:
         """GPUs when the line lets this start have them now; None when it must wait (or may
         not: a start that did not ask to wait is refused with a 409 saying why)."""

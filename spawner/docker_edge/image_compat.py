@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from ..engine import failures
 from ..gpu.cuda_compat import ImageNeeds, refusal
-from ..planning.form import ProfileAvailability
 from ..planning.profiles import Profile
 from ..services.hub_metrics import record_refusal
 from .image_probe import ImageProbe
@@ -50,17 +49,6 @@ class ChecksImage:
                            message=reason)  # fmt: skip
             raise failures.user_error(409, reason)
 
-    async def _form_availability(
-        self, visible: list[Profile], free: int | None, total: int
-    ) -> dict[str, ProfileAvailability] | None:
-        """Each profile's figures for the form, with the reason where its image cannot run
-        here; None when nothing is refused (the form uses the host's figures)."""
-        reasons = {p.slug: await self._image_refusal(p) for p in visible}
-        if not any(reasons.values()):
-            return None
-        # Profiles without a reason keep the host's figures (none when those are unknown).
-        return {
-            p.slug: ProfileAvailability(free or 0, total, reasons[p.slug])
-            for p in visible
-            if free is not None or reasons[p.slug]
-        }
+    async def _image_refusals(self, visible: list[Profile]) -> dict[str, str | None]:
+        """slug -> why its image cannot run on this host's GPUs (None: it can, or not known)."""
+        return {p.slug: await self._image_refusal(p) for p in visible}

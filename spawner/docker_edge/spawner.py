@@ -21,7 +21,7 @@ from traitlets import default
 
 from ..accounting.holds import EXITED, STOPPED
 from ..engine import failures, foreign_objects, hub_identity
-from ..gpu.allocator import Gpu, GpuAllocationError, GpuQuotaExceeded, GpuUnavailable, plural
+from ..gpu.allocator import Gpu, GpuAllocationError, GpuQuotaExceeded, plural
 from ..gpu.engine_view import EngineReads, docker_reads
 from ..gpu.host import GpuHost
 from ..host.internal_ssl import (
@@ -167,28 +167,30 @@ class CUDADockerSpawner(
             return ()
         await self._check_image_runs(choice.profile)  # before any GPU or place in line
         await self._check_budgets()  # over a hard budget: refused, never queued
+        mig = choice.profile.mig
+        if mig and count > self.mig_slices_per_server:
+            raise failures.user_error(
+                400,
+                f"{count} MIG slices requested; a server may hold {self.mig_slices_per_server} "
+                "on this hub (CUDA shows a process one MIG device).",
+            )
         host = await self.gpu_host()
-        pool = HostPool(host, self)
         try:
-            if self.gpu_line and choice.wait:
-                self._check_can_wait(choice, host)
-            gpus = await self._line_reserve(choice, pool) if self.gpu_line else None
-            if gpus is None:
-                try:
-                    gpus = await host.reserve(
-                        self.server_key, self.user.name, self._group_names(), count, self._engine
-                    )
-                except GpuUnavailable:
-                    if not (self.gpu_line and choice.wait):
-                        raise
-                    gpus = await self._wait_in_line(choice, pool)
+            if mig:  # slices are given now or refused: the line hands out whole GPUs
+                groups = self._group_names()
+                gpus = await host.reserve(
+                    self.server_key, self.user.name, groups, count, self._engine, mig=mig
+                )
+            else:
+                gpus = await self._reserve_whole(choice, HostPool(host, self))
         except GpuAllocationError as e:
             reason = "gpu_quota" if isinstance(e, GpuQuotaExceeded) else "no_free_gpu"
             record_refusal(
                 reason, user=self.user.name, server=self.server_key, gpus=count, message=str(e)
             )
             raise failures.user_error(409, str(e)) from None
-        self._progress.add(20, f"reserving {plural(len(gpus))} ({', '.join(g.id for g in gpus)})")
+        what = plural(len(gpus), f"MIG {mig} slice" if mig else "GPU")
+        self._progress.add(20, f"reserving {what} ({', '.join(g.id for g in gpus)})")
         return gpus
 
     # --- life cycle ------------------------------------------------------------------------

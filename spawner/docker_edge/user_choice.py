@@ -12,7 +12,7 @@ from traitlets import HasTraits, TraitError, default, validate
 from ..engine import failures
 from ..planning import option_hooks
 from ..planning.choice import Choice, UserOptionsError, validate_user_options
-from ..planning.form import SiteLimits, spawn_form
+from ..planning.form import SiteLimits, profile_availability, spawn_form
 from ..planning.profiles import Profile, ProfileConfigError, profiles_for_user, site_profiles
 from ..services.hub_metrics import record_refusal
 from .progress import Progress
@@ -91,11 +91,13 @@ class UserChoice(HasTraits):
         )
 
     async def _form_gpus(self, visible: list[Profile]):
-        """(free, total, per profile) GPUs for the form: this host's table, and the
-        profiles whose image cannot run on its GPUs (`image_compat`)."""
+        """(free, total, per profile) GPUs for the form: this host's table, its MIG slices
+        per profile, and the profiles whose image cannot run on its GPUs (`image_compat`)."""
         host = await self.gpu_host()
         free = await host.free_count(self._engine)
-        return free, host.total, await self._form_availability(visible, free, host.total)
+        reasons = await self._image_refusals(visible)
+        slices = host.slice_figures()
+        return free, host.total, profile_availability(visible, free, host.total, slices, reasons)
 
     async def validated_choice(self, user_options: dict) -> Choice:
         """The user's profile and GPU count, or an HTTP 400 whose message says what to fix."""

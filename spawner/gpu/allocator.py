@@ -12,41 +12,43 @@ GPUs a server gets. Its rules, in the order they are applied by `GpuAllocator.re
    most generous quota of the groups they belong to that have one (None = no limit);
    a user in no such group gets the per-user quota (None = no limit).
 4. Availability: the request must fit in the free GPUs, or `GpuUnavailable` is raised.
+   A MIG slice is a unit of its own, asked for by its profile ("1g.18gb"): it is free
+   only while its GPU is not held whole, and a GPU only while none of its slices is held.
 5. Placement picks which free GPUs: `pack` (best fit, see `_pick_pack`) or `spread`
-   (rotate across the host, see `_pick_spread`).
+   (rotate across the host, see `_pick_spread`); slices see `_pick_slices`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 PLACEMENT_POLICIES = ("pack", "spread")
 
-# Device ids Docker and the NVIDIA toolkit accept: an index, or a GPU / MIG UUID
-# (old-style MIG UUIDs contain '/').
-_INDEX = re.compile(r"^[0-9]+$")
-_UUID = re.compile(r"^(GPU|MIG)-[0-9A-Za-z][0-9A-Za-z/_-]*$")
-_ENTRY_KEYS = {"id", "index", "name", "compute_capability"}
-_CC = re.compile(r"\d{1,2}\.\d")
-
 
 @dataclass(frozen=True)
 class Gpu:
-    """One whole GPU of the host.
+    """One allocatable unit of the host: a whole GPU, or a MIG slice of one.
 
     `index` orders the GPUs for placement (the host's NVML/nvidia-smi index where known,
-    else the position in the configured list); `id` is what Docker is given (an index
-    or a UUID) and what container labels record; `name` is the model, for people.
+    else the position in the configured list; a slice has its GPU's); `id` is what Docker
+    is given (an index, a GPU UUID or a MIG UUID) and what container labels record; `name`
+    is the model, for people.
     """
 
     index: int
     id: str
     name: str = ""
     compute_capability: str = ""  # "9.0"; "" when not known (no check against images)
+    parent: str = ""  # a MIG slice: the id of its GPU ("" for a whole GPU)
+    mig_profile: str = ""  # a MIG slice: its profile, e.g. "1g.18gb"
+    memory_mib: int = 0  # a MIG slice: its memory, where known
+
+    @property
+    def is_slice(self) -> bool:
+        return bool(self.parent)
 
 
 @dataclass(frozen=True)
@@ -71,22 +73,23 @@ class GpuAllocationError(Exception):
 
 
 class GpuUnavailable(GpuAllocationError):
-    """Not enough free GPUs on the host right now."""
+    """Not enough free GPUs (or MIG slices of the profile asked for) on the host right now."""
 
-    def __init__(self, requested: int, free: int, total: int) -> None:
+    def __init__(self, requested: int, free: int, total: int, unit: str = "GPU") -> None:
         self.requested, self.free, self.total = requested, free, total
         if total == 0:
             message = (
-                f"{plural(requested)} requested, but this host has no GPUs; pick the CPU profile."
+                f"{plural(requested, unit)} requested, but this host has no {unit}s; "
+                "pick the CPU profile."
             )
         elif free == 0:
             message = (
-                f"{plural(requested)} requested, 0 free of {total}; "
+                f"{plural(requested, unit)} requested, 0 free of {total}; "
                 "pick the CPU profile or try again later."
             )
         else:
             message = (
-                f"{plural(requested)} requested, {free} free of {total}; "
+                f"{plural(requested, unit)} requested, {free} free of {total}; "
                 "pick fewer or the CPU profile."
             )
         super().__init__(message)
@@ -117,87 +120,6 @@ class GpuQuotaExceeded(GpuAllocationError):
         super().__init__(message)
 
 
-# --- inventory from configuration -------------------------------------------------------
-
-
-def parse_inventory(entries: Iterable[object]) -> list[Gpu]:
-    """GPUs from the admin's list, sorted by index; raises ValueError naming the bad entry.
-
-    Each entry is an index (``0`` or ``"0"``), a UUID (``"GPU-5f1c..."``, index = its
-    position in the list), or a dict ``{"id": ..., "index": ..., "name": ...}`` where
-    `id` or `index` (or both) must be given and `name` is the model shown to people.
-    """
-    if isinstance(entries, (str, bytes, Mapping)):
-        raise ValueError(
-            "The GPU inventory must be a list of GPU indices, UUIDs or "
-            '{"id": ..., "index": ..., "name": ...} entries.'
-        )
-    gpus = [_parse_entry(entry, position) for position, entry in enumerate(entries)]
-    for attr in ("id", "index"):
-        seen: dict[object, int] = {}
-        for position, gpu in enumerate(gpus):
-            value = getattr(gpu, attr)
-            if value in seen:
-                raise ValueError(
-                    f"GPU inventory entries {seen[value]} and {position} have the same "
-                    f"{attr} {value!r}; each GPU must appear once (give an explicit "
-                    '"index" to UUID entries when mixing them with indices).'
-                )
-            seen[value] = position
-    return sorted(gpus, key=lambda g: g.index)
-
-
-def _parse_entry(entry: object, position: int) -> Gpu:
-    where = f"GPU inventory entry {position} ({entry!r})"
-    if isinstance(entry, Mapping):
-        unknown = set(entry) - _ENTRY_KEYS
-        if unknown:
-            raise ValueError(
-                f"{where} has unknown keys {sorted(unknown)}; "
-                "use id, index, name, compute_capability."
-            )
-        if "id" not in entry and "index" not in entry:
-            raise ValueError(f"{where} needs an 'id' (index or UUID) or an 'index'.")
-        name = entry.get("name", "")
-        if not isinstance(name, str):
-            raise ValueError(f"{where}: 'name' must be a string.")
-        cc = str(entry.get("compute_capability", "")).strip()
-        if cc and not _CC.fullmatch(cc):
-            raise ValueError(f"{where}: 'compute_capability' must look like \"9.0\".")
-        index = _parse_index(entry["index"], where) if "index" in entry else None
-        if "id" in entry:
-            gpu_id, id_index = _parse_id(entry["id"], where)
-        else:
-            gpu_id, id_index = str(index), index
-        if index is None:
-            index = id_index if id_index is not None else position
-        return Gpu(index=index, id=gpu_id, name=name.strip(), compute_capability=cc)
-    gpu_id, index = _parse_id(entry, where)
-    return Gpu(index=position if index is None else index, id=gpu_id)
-
-
-def _parse_index(value: object, where: str) -> int:
-    # bool is an int in Python; `True` in a GPU list is a mistake, not GPU 1.
-    if isinstance(value, bool) or not isinstance(value, (int, str)):
-        raise ValueError(f"{where}: an index must be a whole number like 0 or 1.")
-    text = str(value).strip()
-    if not _INDEX.match(text):
-        raise ValueError(f"{where}: an index must be a whole number like 0 or 1.")
-    return int(text)
-
-
-def _parse_id(value: object, where: str) -> tuple[str, int | None]:
-    """(the Docker device id, the index it implies or None)."""
-    if isinstance(value, bool) or not isinstance(value, (int, str)):
-        raise ValueError(f"{where} is neither a GPU index (0, 1, ...) nor a UUID (GPU-...).")
-    text = str(value).strip()
-    if _INDEX.match(text):
-        return str(int(text)), int(text)
-    if _UUID.match(text):
-        return text, None
-    raise ValueError(f"{where} is neither a GPU index (0, 1, ...) nor a UUID (GPU-...).")
-
-
 # --- the allocator ----------------------------------------------------------------------
 
 
@@ -225,6 +147,13 @@ class GpuAllocator:
             if quota is not None and (isinstance(quota, bool) or quota < 0):
                 raise ValueError(f"GPU quota for {name!r} must be 0 or more, or None.")
         self.inventory: tuple[Gpu, ...] = tuple(sorted(inventory, key=lambda g: g.index))
+        self.whole: tuple[Gpu, ...] = tuple(g for g in self.inventory if not g.parent)
+        self._slices_of: dict[str, list[Gpu]] = {g.id: [] for g in self.whole}
+        for g in self.inventory:
+            if g.parent:
+                if g.parent not in self._slices_of:
+                    raise ValueError(f"MIG slice {g.id} names {g.parent}, not a GPU of the host.")
+                self._slices_of[g.parent].append(g)
         self.policy = policy
         self.user_quota = user_quota
         self.group_quotas = dict(group_quotas or {})
@@ -240,17 +169,45 @@ class GpuAllocator:
     # --- questions ---
     @property
     def total(self) -> int:
-        return len(self.inventory)
+        """Whole GPUs on the host (MIG slices are counted per profile: `slice_total`)."""
+        return len(self.whole)
 
     def holdings(self) -> dict[str, Holding]:
         """A copy of the table: server key -> Holding."""
         return dict(self._holdings)
 
+    def _available(self, mine: frozenset[str] | set[str] = frozenset()) -> list[Gpu]:
+        """Units that may be given now: not held (but for `mine`, the asking server's own),
+        a slice only while its GPU is not held whole, a GPU only while none of its slices is."""
+        taken = {i for i in self._owner if i not in mine} | self._outside.keys()
+        return [
+            g
+            for g in self.inventory
+            if g.id not in taken
+            and (g.parent not in taken if g.parent else not self._slice_taken(g, taken))
+        ]
+
+    def _slice_taken(self, gpu: Gpu, taken: set[str]) -> bool:
+        return any(s.id in taken for s in self._slices_of.get(gpu.id, ()))
+
     def free(self) -> tuple[Gpu, ...]:
-        return tuple(g for g in self.inventory if g.id not in self._owner | self._outside.keys())
+        """Whole GPUs free now."""
+        return tuple(g for g in self._available() if not g.parent)
 
     def free_count(self) -> int:
         return len(self.free())
+
+    def mig_profiles(self) -> dict[str, int]:
+        """MIG profile -> how many slices of it the host has."""
+        counts: dict[str, int] = {}
+        for g in self.inventory:
+            if g.mig_profile:
+                counts[g.mig_profile] = counts.get(g.mig_profile, 0) + 1
+        return counts
+
+    def free_slices(self, profile: str) -> int:
+        """Slices of a MIG profile free now (their GPU not held whole)."""
+        return sum(1 for g in self._available() if g.mig_profile == profile)
 
     def outside(self) -> dict[str, str]:
         """GPUs held outside this hub: gpu id -> holder (a container name)."""
@@ -277,11 +234,13 @@ class GpuAllocator:
 
     # --- changes ---
     def reserve(
-        self, server_key: str, user: str, groups: Iterable[str], count: int
+        self, server_key: str, user: str, groups: Iterable[str], count: int, mig: str = ""
     ) -> tuple[Gpu, ...]:
-        """Give `count` GPUs to `server_key` (replacing what it held), or raise.
+        """Give `count` GPUs (or `count` MIG slices of profile `mig`) to `server_key`,
+        replacing what it held, or raise.
 
-        Raises GpuQuotaExceeded or GpuUnavailable and then changes nothing.
+        Raises GpuQuotaExceeded or GpuUnavailable and then changes nothing. A slice counts
+        as one GPU against the user's quota.
         """
         if isinstance(count, bool) or count < 0:
             raise ValueError(f"GPU count must be 0 or more, not {count!r}.")
@@ -299,14 +258,17 @@ class GpuAllocator:
             raise GpuQuotaExceeded(count, held_elsewhere, limit)
 
         candidates = [
-            g
-            for g in self.inventory
-            if (g.id not in self._owner or g.id in mine) and g.id not in self._outside
+            g for g in self._available(mine) if (g.mig_profile == mig if mig else not g.parent)
         ]
         if count > len(candidates):
+            if mig:
+                total = self.mig_profiles().get(mig, 0)
+                raise GpuUnavailable(count, len(candidates), total, f"MIG {mig} slice")
             raise GpuUnavailable(count, len(candidates), self.total)
 
-        if self.policy == "pack":
+        if mig:
+            chosen = self._pick_slices(candidates, count, mine)
+        elif self.policy == "pack":
             chosen = _pick_pack(candidates, count)
         else:
             chosen = self._pick_spread(candidates, count)
@@ -343,6 +305,11 @@ class GpuAllocator:
             owner = self._owner.get(gpu_id)
             if owner == server_key:
                 continue
+            # A slice and its whole GPU are never held by two servers at once.
+            related = [gpu.parent] if gpu.parent else [s.id for s in self._slices_of[gpu.id]]
+            owner = owner or next(
+                (o for r in related if (o := self._owner.get(r)) not in (None, server_key)), None
+            )
             if owner is not None:
                 problems.append(
                     f"GPU {gpu_id!r} is claimed by servers {owner!r} and {server_key!r}; "
@@ -369,11 +336,24 @@ class GpuAllocator:
         Successive servers land on different GPUs even when earlier ones have stopped,
         so wear and heat spread across the host.
         """
-        position = {g.id: i for i, g in enumerate(self.inventory)}
+        position = {g.id: i for i, g in enumerate(self.whole)}
         ordered = sorted(candidates, key=lambda g: (position[g.id] - self._cursor) % self.total)
         chosen = ordered[:count]
         self._cursor = (position[chosen[-1].id] + 1) % self.total
         return tuple(sorted(chosen, key=lambda g: g.index))
+
+    def _pick_slices(self, candidates: list[Gpu], count: int, mine: set[str]) -> tuple[Gpu, ...]:
+        """Slices on GPUs that already have slices held first (`pack`: whole GPUs stay
+        whole for whole-GPU requests), or on the least used GPUs first (`spread`)."""
+        held = {i for i in self._owner if i not in mine} | self._outside.keys()
+
+        def used(g: Gpu) -> int:
+            return sum(1 for s in self._slices_of[g.parent] if s.id in held)
+
+        sign = -1 if self.policy == "pack" else 1
+        order = {g.id: i for i, g in enumerate(self.inventory)}
+        ranked = sorted(candidates, key=lambda g: (sign * used(g), g.index, order[g.id]))
+        return tuple(ranked[:count])
 
 
 def _pick_pack(candidates: list[Gpu], count: int) -> tuple[Gpu, ...]:

@@ -99,7 +99,8 @@ def resolve(refs: Iterable[str], inventory: Sequence[Gpu]) -> tuple[tuple[Gpu, .
     A reference is a GPU id as the inventory lists it, an index, or "all".
     """
     by_id = {g.id: g for g in inventory}
-    by_index = {str(g.index): g for g in inventory}
+    # An index names a whole GPU (its MIG slices share it).
+    by_index = {str(g.index): g for g in inventory if not g.parent}
     found: dict[str, Gpu] = {}
     unknown: list[str] = []
     for ref in refs:

@@ -24,7 +24,7 @@ from ..engine.hub_identity import is_ours
 from .allocator import Gpu, GpuAllocator
 from .claims import GpuClaim, container_claim, resolve
 from .engine_view import ContainerLister, EngineReads, EventReader, Inspector
-from .inventory import driver_from_nvml, load_inventory
+from .inventory import read_host
 from .labels import ACTIVE_STATES, GPUS_LABEL, holding_from_labels
 from .waiting_line import HeldGpu
 
@@ -175,7 +175,7 @@ class GpuHost:
         """
         log = log or logging.getLogger(__name__)
         if cls._instance is None:
-            gpus = await asyncio.to_thread(load_inventory, inventory, log)
+            gpus, driver = await asyncio.to_thread(read_host, inventory, log)
             if cls._instance is None:  # another spawn may have finished first
                 allocator = GpuAllocator(
                     gpus,
@@ -185,8 +185,7 @@ class GpuHost:
                     log=log,
                 )
                 cls._instance = cls(gpus, allocator, log, hub_id)
-                if str(inventory).strip().lower() == "nvml":
-                    cls._instance.driver = await asyncio.to_thread(driver_from_nvml, log)
+                cls._instance.driver = driver
                 log.info(
                     "GPU inventory: %s",
                     ", ".join(f"{g.id} ({g.name})" for g in gpus) or "none (CPU only)",
@@ -220,7 +219,15 @@ class GpuHost:
 
     @property
     def total(self) -> int:
-        return len(self.inventory)
+        """Whole GPUs (MIG slices are counted per profile: `slice_figures`)."""
+        return self.allocator.total
+
+    def slice_figures(self) -> dict[str, tuple[int, int]]:
+        """MIG profile -> (slices free now, slices on the host), as last rebuilt."""
+        return {
+            profile: (self.allocator.free_slices(profile), total)
+            for profile, total in self.allocator.mig_profiles().items()
+        }
 
     async def _ensure_rebuilt(self, containers: ContainerLister) -> None:
         """Rebuild the table from running containers once per hub process (under the lock)."""
@@ -274,15 +281,17 @@ class GpuHost:
         groups: Iterable[str],
         count: int,
         engine: EngineReads,
+        mig: str = "",
     ) -> tuple[Gpu, ...]:
-        """GPUs for one server; raises `gpus.GpuAllocationError` with a sentence for the user.
+        """GPUs (or MIG slices of profile `mig`) for one server; raises
+        `gpus.GpuAllocationError` with a sentence for the user.
 
         With `engine.inspect`, GPUs held by running containers this hub did not start are taken.
         """
         async with self.allocator.lock:
             await self._ensure_rebuilt(engine.containers)
             await self._see_outside(engine)
-            gpus = self.allocator.reserve(server_key, user, list(groups), count)
+            gpus = self.allocator.reserve(server_key, user, list(groups), count, mig)
             if gpus:
                 self.since[server_key] = time.time()
             return gpus

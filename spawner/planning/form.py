@@ -55,6 +55,31 @@ class ProfileAvailability:
     reason: str | None = None
 
 
+def profile_availability(
+    visible: Sequence[Profile],
+    free: int | None,
+    total: int,
+    slices: Mapping[str, tuple[int, int]],
+    reasons: Mapping[str, str | None],
+) -> dict[str, ProfileAvailability] | None:
+    """Each profile's figures for the form: whole GPUs, or the slices of its MIG profile
+    (`slices`: profile -> (free, on the host)), with the reason where it cannot run here
+    (`reasons`: slug -> sentence). None when every profile has the host's figures."""
+    if not any(reasons.values()) and not any(p.mig for p in visible):
+        return None
+    figures: dict[str, ProfileAvailability] = {}
+    for p in visible:
+        reason = reasons.get(p.slug)
+        if free is None and not reason:
+            continue  # the host's figures are unknown: they stay unknown
+        if p.mig:
+            slice_free, slice_total = slices.get(p.mig, (0, 0))
+            figures[p.slug] = ProfileAvailability(slice_free, slice_total, reason)
+        else:
+            figures[p.slug] = ProfileAvailability(free or 0, total, reason)
+    return figures
+
+
 @dataclass(frozen=True)
 class GpuOption:
     count: int
@@ -98,17 +123,18 @@ class ProfileCard:
 
     @property
     def fixed_gpus_label(self) -> str:
-        return "" if self.fixed_gpus is None else _gpus_label(self.fixed_gpus)
+        return "" if self.fixed_gpus is None else _gpus_label(self.fixed_gpus, self.profile.mig)
 
     @property
     def dom_id(self) -> str:
         return f"cudaspawner-profile-{self.profile.slug}"
 
 
-def _gpus_label(n: int) -> str:
+def _gpus_label(n: int, mig: str = "") -> str:
     if n == 0:
         return "0 GPUs (CPU only)"
-    return f"{n} GPU" if n == 1 else f"{n} GPUs"
+    unit = f"MIG {mig} slice" if mig else "GPU"
+    return f"{n} {unit}" if n == 1 else f"{n} {unit}s"
 
 
 def memory_label(value: int | str | None) -> str | None:
@@ -143,15 +169,20 @@ def _card(
     free = availability.free if availability else None
     reason = availability.reason if availability else None
     total = availability.total if availability else gpus_on_host
-    # With the line for busy GPUs, a count the pool has but not free now can be waited for.
+    # With the line for busy GPUs, a count the pool has but not free now can be waited for
+    # (whole GPUs only: the line does not hand out MIG slices).
     waitable = can_wait and gpus_on_host > 0 and reason is None and free is not None
+    waitable = waitable and not profile.mig
     if gpus_on_host <= 0:
         free = 0
         if reason is None and profile.min_gpus > 0:
             reason = "This host has no GPUs"
+    elif reason is None and profile.mig and total == 0:
+        reason = f"This host has no MIG {profile.mig} slices"
     elif reason is None and free is not None and profile.min_gpus > free:
         if not (waitable and profile.min_gpus <= total):
-            reason = f"needs {_gpus_label(profile.min_gpus)}, {free} free of {total}"
+            label = _gpus_label(profile.min_gpus, profile.mig)
+            reason = f"needs {label}, {free} free of {total}"
     disabled = reason is not None
 
     def unavailable(n: int) -> bool:
@@ -172,7 +203,7 @@ def _card(
         gpu_options = tuple(
             GpuOption(
                 count=n,
-                label=_gpus_label(n) + _short_note(n, off, disabled, free),
+                label=_gpus_label(n, profile.mig) + _short_note(n, off, disabled, free),
                 disabled=off,
                 selected=n == pick,
             )

@@ -16,6 +16,7 @@ import unicodedata
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
+from ..gpu.inventory_list import MIG_PROFILE
 from ..sizes import DOCKER, JUPYTERHUB, read_size
 from .profile_fields import parse_environment, parse_gpus, parse_names, parse_volumes
 from .quoting import admin_type as _admin_type
@@ -42,6 +43,7 @@ PROFILE_KEYS = (
     "default",
     "image",
     "gpus",
+    "mig",
     "cpu_limit",
     "mem_limit",
     "shm_size",
@@ -72,6 +74,8 @@ class Profile:
     image: str | None = None
     gpu_choices: tuple[int, ...] = (0,)
     gpu_default: int = 0
+    # A MIG profile ("1g.18gb"): the GPU counts are then counts of slices of that profile.
+    mig: str = ""
     cpu_limit: float | None = None
     mem_limit: str | None = None
     shm_size: str | None = None
@@ -210,7 +214,13 @@ def _parse_profile(index: int, entry: object) -> Profile:
             f"must be a non-empty image name such as 'repo/name:tag', not {_admin_type(image)}.",
         )
 
-    choices, gpu_default = parse_gpus(entry.get("gpus", 0), fail)
+    mig = entry.get("mig") or ""
+    if mig and (not isinstance(mig, str) or not MIG_PROFILE.match(mig)):
+        raise fail("mig", f"{_excerpt(mig)} is not a MIG profile name such as '1g.18gb'.")
+    # A MIG profile without a count asks for one slice.
+    choices, gpu_default = parse_gpus(entry.get("gpus", 1 if mig else 0), fail)
+    if mig and min(choices) < 1:
+        raise fail("gpus", "a MIG profile gives slices: every count must be 1 or more.")
 
     cpu_limit = entry.get("cpu_limit")
     if cpu_limit is not None:
@@ -246,6 +256,7 @@ def _parse_profile(index: int, entry: object) -> Profile:
         image=image,
         gpu_choices=choices,
         gpu_default=gpu_default,
+        mig=mig,
         cpu_limit=cpu_limit,
         mem_limit=mem_limit,
         shm_size=shm_size,

@@ -180,8 +180,11 @@ class SiteConfig(HasTraits):
         driver). Or a list, for a hub that runs in a container or talks to a remote engine:
         indices or UUIDs, or dicts such as {"id": "GPU-5f1c...", "index": 0, "name": "H100",
         "compute_capability": "9.0"} (the capability lets the hub refuse an image whose
-        PyTorch has no kernels for the card). An empty list means a CPU-only host: GPU
-        choices are hidden.
+        PyTorch has no kernels for the card). A GPU in MIG mode lists its slices under
+        "mig": [{"id": "MIG-...", "profile": "1g.18gb", "memory_mib": 18176}, ...] (NVML
+        finds them by itself). An empty list means a CPU-only host: GPU choices are hidden.
+        "simulated-nvml:<file.json>" reads a SIMULATED host (tests only; see
+        spawner/gpu/simulated_nvml.py).
         """,
     )
     gpu_driver_version = Unicode(
@@ -220,6 +223,13 @@ class SiteConfig(HasTraits):
         config=True,
         help="Most GPUs a member of each group may hold at once, e.g. {'students': 1}. "
         "A user in several groups gets the most generous of them.",
+    )
+    mig_slices_per_server = Integer(
+        1,
+        config=True,
+        help="""Most MIG slices one server may hold. CUDA shows a process one MIG device
+        only, so a second slice helps only code that starts one process per slice; raise
+        this where your users do that. A profile asking for more is refused (400).""",
     )
     gpu_line = Bool(
         True,

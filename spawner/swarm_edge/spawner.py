@@ -45,6 +45,10 @@ from .service_spec import SwarmStart, pick_port, published_ports, service_spec, 
 _FAILED_STATES = ("failed", "rejected", "shutdown", "complete", "orphaned", "remove")
 
 
+# Swarm hands out GPUs as generic resources of whole devices; MIG slices are not among them.
+SWARM_NO_MIG = "MIG slices are given by a hub on a single Docker host, not on this Swarm cluster"
+
+
 class ClusterGpuView:
     """The cluster's GPUs as the spawn form asks for them (`total`, `free_count`)."""
 
@@ -170,7 +174,9 @@ class CUDASwarmSpawner(CUDADockerSpawner, SwarmSpawner):
             per_profile, total = {}, 0
             for p in visible:
                 cap = capacity(nodes, tasks, self._constraints(p.slug))
-                per_profile[p.slug] = ProfileAvailability(cap.largest_free, cap.largest_total)
+                per_profile[p.slug] = ProfileAvailability(
+                    cap.largest_free, cap.largest_total, SWARM_NO_MIG if p.mig else None
+                )
                 total = max(total, cap.largest_total)
         except Exception as e:  # the form must open; figures unknown rather than wrong
             self.log.warning("Could not read the cluster's GPUs for the form: %s", e)
@@ -192,6 +198,8 @@ class CUDASwarmSpawner(CUDADockerSpawner, SwarmSpawner):
         count = choice.gpus
         if count == 0:
             return ()
+        if choice.profile.mig:
+            raise failures.user_error(409, SWARM_NO_MIG)
         await self._check_budgets()  # over a hard budget: refused, never queued
         services = await self.docker("services")
         quota = GpuAllocator(

@@ -10,8 +10,10 @@ import pytest
 
 from spawner.docker_edge.image_compat import ChecksImage
 from spawner.engine.failures import user_error
-from spawner.gpu.allocator import Gpu, parse_inventory
+from spawner.gpu.allocator import Gpu
 from spawner.gpu.cuda_compat import ImageNeeds, min_driver, refusal, runs_on
+from spawner.gpu.inventory_list import parse_inventory
+from spawner.planning.form import profile_availability
 from spawner.planning.profiles import parse_profiles
 
 # What the project's PyTorch 2.9 / CUDA 12.8 image's build check writes.
@@ -110,7 +112,8 @@ PROFILES = parse_profiles(
 async def test_the_form_marks_the_profile_unavailable_and_the_api_refuses_it_with_409():
     images = {"cpu": CPU, "cu128": TORCH_CU128, "cu124": TORCH_CU124}
     spawner = Spawner("575.51.03", ["12.0", "12.0"], images)
-    cards = await spawner._form_availability(PROFILES, free=2, total=2)
+    reasons = await spawner._image_refusals(PROFILES)
+    cards = profile_availability(PROFILES, 2, 2, {}, reasons)
     assert {slug: a.reason for slug, a in cards.items()} == {
         "cpu": None, "new": None,
         "old": "This image's PyTorch has no kernels for this host's sm_120 GPUs.",
@@ -121,7 +124,8 @@ async def test_the_form_marks_the_profile_unavailable_and_the_api_refuses_it_wit
     assert refused.value.jupyterhub_message.startswith("This image's PyTorch has no kernels")
     await spawner._check_image_runs(PROFILES[1])  # runs: nothing raised
     # A host that says nothing of its driver or cards is not checked.
-    assert await Spawner("", ["", ""], images)._form_availability(PROFILES, 2, 2) is None
+    reasons = await Spawner("", ["", ""], images)._image_refusals(PROFILES)
+    assert profile_availability(PROFILES, 2, 2, {}, reasons) is None
 
 
 def test_the_probe_answer_of_an_unlabelled_image_becomes_its_needs():

@@ -15,7 +15,6 @@ from spawner.gpu.allocator import (
     GpuAllocator,
     GpuQuotaExceeded,
     GpuUnavailable,
-    parse_inventory,
 )
 from spawner.gpu.inventory import (
     INVENTORY_ENV,
@@ -24,6 +23,7 @@ from spawner.gpu.inventory import (
     inventory_from_nvml,
     load_inventory,
 )
+from spawner.gpu.inventory_list import parse_inventory
 
 
 def host(n: int) -> list[Gpu]:
@@ -116,6 +116,7 @@ class FakeNvml(types.ModuleType):
         super().__init__("pynvml")
         self.driver = driver
         self.NVMLError = pynvml.NVMLError
+        self.not_supported = pynvml.NVMLError_NotSupported
         self.devices = list(devices)
         self.init_error = init_error
         self.shut_down = False
@@ -144,6 +145,9 @@ class FakeNvml(types.ModuleType):
 
     def nvmlSystemGetDriverVersion(self):
         return self.driver
+
+    def nvmlDeviceGetMigMode(self, handle):
+        raise self.not_supported()  # as NVML answers for a GPU without MIG
 
 
 def test_nvml_without_a_driver_gives_an_empty_inventory_and_says_why(monkeypatch, caplog):
@@ -204,10 +208,13 @@ def test_nvml_lists_the_real_gpus_of_a_gpu_host():
         pytest.skip("no NVIDIA driver on this machine (this test needs a real GPU)")
     gpus = inventory_from_nvml()
     assert gpus, "NVML works but listed no GPUs"
-    assert [g.index for g in gpus] == list(range(len(gpus)))
-    assert all(g.id.startswith(("GPU-", "MIG-")) and g.name for g in gpus)
+    whole = [g for g in gpus if not g.is_slice]
+    assert [g.index for g in whole] == list(range(len(whole)))
+    assert all(g.id.startswith("GPU-") and g.name for g in whole)
+    assert all(g.id.startswith("MIG-") and g.mig_profile for g in gpus if g.is_slice)
     allocator = GpuAllocator(gpus)
-    assert allocator.reserve("alice", "alice", [], 1) == (gpus[0],)
+    first = allocator.free()[0]
+    assert allocator.reserve("alice", "alice", [], 1) == (first,)
 
 
 # --- placement --------------------------------------------------------------------------
