@@ -102,6 +102,8 @@ class GpuReading:
     pcie_width: int | None = None
     mig: tuple[MigInstance, ...] | None = None
     processes: tuple[RawProcess, ...] = field(default_factory=tuple)
+    # A MIG slice given to this server: its GPU's name (see `slices`); None for a GPU.
+    slice_of: str | None = None
 
     @property
     def identity(self) -> DeviceIdentity:

@@ -20,6 +20,7 @@ from dataclasses import dataclass, fields
 from .backend import STATE_MESSAGES, GpuBackend, GpuReading, GpuUnavailable, with_detail
 from .devices import declares_no_gpu, select_visible
 from .processes import ProcessResolver
+from .slices import as_slices, named_slices
 
 log = logging.getLogger(__name__)
 
@@ -113,6 +114,7 @@ class GpuSampler:
         environ = environ if environ is not None else {}
         self.nvidia_visible_devices = environ.get("NVIDIA_VISIBLE_DEVICES")
         self.cuda_visible_devices = environ.get("CUDA_VISIBLE_DEVICES")
+        self.slices = named_slices(self.nvidia_visible_devices)
         self.on_sample = on_sample
         self.retry_seconds = retry_seconds
         self.resolver = ProcessResolver(
@@ -202,7 +204,7 @@ class GpuSampler:
             return self.snapshot
         now = time.time()
         try:
-            readings = self.backend.read(self._indices or [])
+            readings = as_slices(self.backend.read(self._indices or []), self.slices)
         except Exception as e:  # report, keep the thread alive, try again next tick
             if not self._read_failing:  # log the change, not every second of an outage
                 log.warning("Reading the GPUs failed: %s", e)

@@ -32,7 +32,7 @@ from .backend import (
 METRIC_FIELDS = tuple(
     f.name
     for f in fields(GpuReading)
-    if f.name not in ("index", "uuid", "name", "mig", "processes")
+    if f.name not in ("index", "uuid", "name", "mig", "processes", "slice_of")
 )
 _GPU_KEYS = {"index", "uuid", "name", "mig", "processes", "unsupported", *METRIC_FIELDS}
 _TOP_KEYS = {

@@ -19,6 +19,7 @@ import json
 import statistics
 import sys
 import time
+import warnings
 from typing import Any
 
 PREFIX = "CUDASPAWNER-VERIFY "
@@ -37,12 +38,40 @@ def check(check_id: str, title: str, status: str, reason: str, **details: Any) -
     return status
 
 
-def guarded(check_id: str, title: str, step: Any, *args: Any) -> None:
-    """Run one step; an exception becomes a failed check instead of ending the worker."""
+def guarded(check_id: str, title: str, step: Any, *args: Any, explain: Any = None) -> None:
+    """Run one step; an exception becomes a failed check instead of ending the worker
+    (`explain`: the exception -> the user's sentence, else its type and text)."""
     try:
         step(*args)
     except Exception as e:
-        check(check_id, title, "fail", f"{type(e).__name__}: {e}".strip())
+        reason = explain(e) if explain else None
+        check(check_id, title, "fail", reason or f"{type(e).__name__}: {e}".strip())
+
+
+def kernel_mismatch(torch: Any, index: int, error: BaseException) -> str | None:
+    """The sentence for a GPU this image's PyTorch has no kernels for (issue 27), or None.
+
+    The hub refuses such an image before the start where the image and the host say what
+    they are; this names the mismatch it could not know of (a site's image, a listed host).
+    """
+    if "no kernel image is available" not in str(error):
+        return None
+    major, minor = torch.cuda.get_device_capability(index)
+    archs = " ".join(torch.cuda.get_arch_list()) or "none"
+    return (
+        f"This image's PyTorch has no kernels for GPU {index}'s sm_{major}{minor} "
+        f"(it was built for {archs}); pick an image built for this GPU."
+    )
+
+
+def cuda_device_count(torch: Any) -> tuple[int, str]:
+    """(GPUs CUDA sees, what torch warned while looking): a driver older than the image's
+    CUDA needs is only a warning from `is_available`, and the user should read it."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        available = torch.cuda.is_available()
+    said = " ".join(" ".join(str(w.message).split()) for w in caught)
+    return (torch.cuda.device_count() if available else 0), said
 
 
 def _cudnn_version(torch: Any) -> str | None:
@@ -266,7 +295,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     check("torch", "PyTorch", "pass", f"PyTorch {torch.__version__}", version=torch.__version__)
 
-    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    count, warned = cuda_device_count(torch)
     emit(
         "versions",
         torch=torch.__version__,
@@ -298,7 +327,7 @@ def main(argv: list[str] | None = None) -> int:
         why = (
             f"PyTorch {torch.__version__} is built without CUDA"
             if torch.version.cuda is None
-            else "torch.cuda.is_available() is False"
+            else f"torch.cuda.is_available() is False{f' ({warned})' if warned else ''}"
         )
         check("cuda", title, "fail", f"{expected} GPU(s) are assigned but CUDA sees none: {why}.")
     elif expected and count < expected:
@@ -316,7 +345,10 @@ def main(argv: list[str] | None = None) -> int:
     guarded("cpu_matmul", "Matrix multiply on the CPU", cpu_matmul, torch)
     for d in devices:
         title = f"Matrix multiply on GPU {d['index']} ({d['name']})"
-        guarded(f"gpu{d['index']}_matmul", title, gpu_matmul, torch, d["index"], d["name"])
+        guarded(
+            f"gpu{d['index']}_matmul", title, gpu_matmul, torch, d["index"], d["name"],
+            explain=lambda e, i=d["index"]: kernel_mismatch(torch, i, e),
+        )  # fmt: skip
     if devices:
         lacking = [str(d["index"]) for d in devices if not d["bf16"]]
         check(

@@ -34,7 +34,7 @@ from ..host.internal_ssl import (
 from ..planning.choice import Choice
 from ..planning.plan import PlanRefused, StartPlan, image_facts, make_plan
 from ..planning.site_config import SiteConfig
-from ..services.hub_metrics import record_refusal, record_spawn
+from ..services.hub_metrics import record_refusal, record_spawn, register_slice_metrics
 from .account_volumes import AccountVolumes
 from .container_spec import DockerStart, EngineStart, docker_start, made_from
 from .gpu_line import HostPool, WaitsInLine
@@ -42,6 +42,8 @@ from .image_compat import ChecksImage
 from .progress import Progress, wait_listening
 from .usage_record import RecordsUsage
 from .user_choice import UserChoice
+
+register_slice_metrics(GpuHost.current_slices)  # /hub/metrics: the host's MIG slices
 
 
 class CUDADockerSpawner(
@@ -168,12 +170,6 @@ class CUDADockerSpawner(
         await self._check_image_runs(choice.profile)  # before any GPU or place in line
         await self._check_budgets()  # over a hard budget: refused, never queued
         mig = choice.profile.mig
-        if mig and count > self.mig_slices_per_server:
-            raise failures.user_error(
-                400,
-                f"{count} MIG slices requested; a server may hold {self.mig_slices_per_server} "
-                "on this hub (CUDA shows a process one MIG device).",
-            )
         host = await self.gpu_host()
         try:
             if mig:  # slices are given now or refused: the line hands out whole GPUs

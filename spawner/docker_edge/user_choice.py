@@ -104,9 +104,16 @@ class UserChoice(HasTraits):
         visible = await self._visible_profiles()
         total = (await self.gpu_host()).total
         try:
-            return validate_user_options(
+            choice = validate_user_options(
                 user_options or {}, visible, images=self._get_allowed_images(), gpus_on_host=total
             )
+            if choice.profile.mig and choice.gpus > self.mig_slices_per_server:
+                raise UserOptionsError(
+                    f"{choice.gpus} MIG slices requested; a server may hold "
+                    f"{self.mig_slices_per_server} on this hub (CUDA shows a process one "
+                    "MIG device)."
+                )
+            return choice
         except UserOptionsError as e:
             record_refusal(
                 "invalid_choice", user=self.user.name, server=self.server_key, message=str(e)

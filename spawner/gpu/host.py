@@ -213,6 +213,11 @@ class GpuHost:
         ]
 
     @classmethod
+    def current_slices(cls) -> dict[str, tuple[int, int]]:
+        """This process's table's MIG figures ({} before the table is made)."""
+        return cls._instance.slice_figures() if cls._instance is not None else {}
+
+    @classmethod
     def reset(cls) -> None:
         """Forget the table (tests; a hub restart does this by being a new process)."""
         cls._instance = None

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from prometheus_client import REGISTRY, Counter, Gauge, Histogram
@@ -218,6 +218,39 @@ def _usage_families(usage: dict) -> Iterator:
 
 
 _registered: FleetCollector | None = None
+
+
+class SliceCollector(Collector):
+    """The host's MIG slices per MIG profile, free now and held, read from the hub's own
+    GPU table at each scrape (nothing when the table is not made yet, or has no slices)."""
+
+    def __init__(self, figures: Callable[[], dict[str, tuple[int, int]]]) -> None:
+        self.figures = figures
+
+    def collect(self) -> Iterator:
+        figures = self.figures()
+        if not figures:
+            return
+        family = GaugeMetricFamily(
+            "cudaspawner_mig_slices",
+            "MIG slices of the hub's host, per MIG profile: free now, or held.",
+            labels=["profile", "state"],
+        )
+        for profile, (free, total) in sorted(figures.items()):
+            family.add_metric([profile, "free"], free)
+            family.add_metric([profile, "held"], total - free)
+        yield family
+
+
+_slices: SliceCollector | None = None
+
+
+def register_slice_metrics(figures: Callable[[], dict[str, tuple[int, int]]]) -> None:
+    """Add the host's MIG slice figures to the hub's registry (once per process)."""
+    global _slices
+    if _slices is None:
+        _slices = SliceCollector(figures)
+        REGISTRY.register(_slices)
 
 
 def fleet_figures() -> dict:

@@ -19,6 +19,7 @@ GPU_FIELDS = {
     "index", "uuid", "name", "utilization_gpu", "utilization_memory", "memory_used",
     "memory_total", "temperature", "power_draw", "power_limit", "clock_sm", "clock_memory",
     "fan", "pcie_generation", "pcie_width", "mig", "processes", "foreign_processes",
+    "slice_of",
 }  # fmt: skip
 
 
@@ -35,8 +36,9 @@ async def test_status_reports_the_simulated_gpus(sampled_status):
     assert len(status["gpus"]) == len(expected)
     for gpu, described in zip(status["gpus"], expected, strict=True):
         assert set(gpu) == GPU_FIELDS
-        for name in GPU_FIELDS - {"processes", "foreign_processes", "mig"}:
+        for name in GPU_FIELDS - {"processes", "foreign_processes", "mig", "slice_of"}:
             assert gpu[name] == described[name], name
+        assert gpu["slice_of"] is None
     uuid = expected[0]["uuid"]
     assert status["history"][uuid]["utilization_gpu"][-1] == expected[0]["utilization_gpu"]
 
@@ -130,11 +132,25 @@ def _with_mig() -> dict:
     return description
 
 
-@pytest.mark.gpu_server(description=_with_mig(), env={"NVIDIA_VISIBLE_DEVICES": "MIG-3c"})
-async def test_mig_instances_are_listed_and_select_their_gpu(sampled_status):
+@pytest.mark.gpu_server(description=_with_mig())
+async def test_a_gpu_in_mig_mode_lists_its_instances(sampled_status):
     gpus = (await sampled_status())["gpus"]
-    assert [g["index"] for g in gpus] == [0]
-    assert gpus[0]["mig"] == _with_mig()["gpus"][0]["mig"]
+    assert gpus[0]["mig"] == _with_mig()["gpus"][0]["mig"] and gpus[0]["slice_of"] is None
+
+
+@pytest.mark.gpu_server(description=_with_mig(), env={"NVIDIA_VISIBLE_DEVICES": "MIG-3c"})
+async def test_a_server_given_a_mig_slice_shows_the_slice_not_its_gpu(sampled_status):
+    """Issue 27: the slice's name and memory; NVML has no utilisation per slice, and the
+    card's own figures (shared with the other slices' users) are not shown as the slice's."""
+    status = await sampled_status()
+    (gpu,) = status["gpus"]
+    parent = _with_mig()["gpus"][0]
+    assert (gpu["index"], gpu["uuid"], gpu["name"]) == (0, "MIG-3c", "3g.40gb")
+    assert gpu["slice_of"] == parent["name"]
+    assert (gpu["memory_used"], gpu["memory_total"]) == (None, 40 << 30)
+    for name in ("utilization_gpu", "utilization_memory", "temperature", "power_draw", "clock_sm"):
+        assert gpu[name] is None and parent[name] is not None, name
+    assert status["history"]["MIG-3c"]["utilization_gpu"][-1] is None
 
 
 async def test_request_without_token_is_forbidden(jp_fetch):

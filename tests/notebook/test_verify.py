@@ -225,3 +225,52 @@ def test_a_worker_started_as_the_server_shuts_down_is_stopped_at_once():
     worker = subprocess.Popen(["sleep", "60"], start_new_session=True)
     verifier._remember_process(worker)
     assert worker.wait(timeout=5) is not None
+
+
+class _StandInCuda:
+    """torch.cuda as a Blackwell card under an older build would answer (no GPU here)."""
+
+    def __init__(self, warning: str = "") -> None:
+        self.warning = warning
+
+    def is_available(self) -> bool:
+        import warnings
+
+        if self.warning:
+            warnings.warn(self.warning, UserWarning, stacklevel=1)
+            return False
+        return True
+
+    def device_count(self) -> int:
+        return 1
+
+    def get_device_capability(self, index: int) -> tuple[int, int]:
+        return (12, 0)
+
+    def get_arch_list(self) -> list[str]:
+        return ["sm_80", "sm_86", "sm_90"]
+
+
+def test_the_panel_names_a_gpu_the_images_pytorch_has_no_kernels_for():
+    """Issue 27: the mismatch found after start is a sentence, not CUDA's error text."""
+    from types import SimpleNamespace
+
+    from nbextension.verify_worker import kernel_mismatch
+
+    torch = SimpleNamespace(cuda=_StandInCuda())
+    error = RuntimeError("CUDA error: no kernel image is available for execution on the device")
+    assert kernel_mismatch(torch, 0, error) == (
+        "This image's PyTorch has no kernels for GPU 0's sm_120 (it was built for "
+        "sm_80 sm_86 sm_90); pick an image built for this GPU."
+    )
+    assert kernel_mismatch(torch, 0, RuntimeError("CUDA out of memory")) is None
+
+
+def test_a_driver_too_old_for_the_image_is_named_when_cuda_sees_no_gpu():
+    from types import SimpleNamespace
+
+    from nbextension.verify_worker import cuda_device_count
+
+    old = "CUDA initialization: The NVIDIA driver on your system is too old (found version 11040)."
+    assert cuda_device_count(SimpleNamespace(cuda=_StandInCuda(old))) == (0, old)
+    assert cuda_device_count(SimpleNamespace(cuda=_StandInCuda())) == (1, "")

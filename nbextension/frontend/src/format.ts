@@ -128,6 +128,10 @@ export function formatDuration(seconds: number): string {
 
 /** One GPU in the status bar's words: "GPU 0: 37% · 11.2/80 GiB". */
 export function gpuSummary(gpu: Gpu): string {
+  if (gpu.slice_of) {
+    // NVML has no utilisation per MIG slice: its memory only.
+    return `GPU ${gpu.index} (MIG slice): ${formatMemory(gpu.memory_used, gpu.memory_total)}`;
+  }
   return `GPU ${gpu.index}: ${formatPercent(gpu.utilization_gpu)} · ${formatMemory(
     gpu.memory_used,
     gpu.memory_total

@@ -53,7 +53,48 @@ export function foreignProcessesText(foreign: Gpu['foreign_processes'] | null | 
   return `${text} ${count === 1 ? 'uses' : 'use'} ${formatBytes(foreign.memory_used)}`;
 }
 
+/** What the panel says of a MIG slice's utilisation, which NVML does not report. */
+export const SLICE_UTILISATION = 'not reported per MIG slice';
+
+/** A MIG slice's card: its memory; NVML has no utilisation per slice, and the card's
+ * temperature, power and clocks are shared with the other slices' users, so not shown. */
+function sliceView(gpu: Gpu, base: Omit<CardView, 'title' | 'metrics' | 'extras'>): CardView {
+  return {
+    ...base,
+    title: `GPU ${gpu.index}: MIG slice ${gpu.name}`,
+    metrics: [
+      {
+        metric: 'memory_used',
+        label: 'Memory',
+        value: formatMemory(gpu.memory_used, gpu.memory_total),
+        range: { min: 0, max: gpu.memory_total ?? null }
+      }
+    ],
+    extras: [
+      { label: 'Slice of', value: gpu.slice_of ?? MISSING },
+      { label: 'Utilisation', value: SLICE_UTILISATION }
+    ]
+  };
+}
+
 export function cardView(gpu: Gpu): CardView {
+  const processes = (gpu.processes ?? []).map(process => ({
+    pid: String(process.pid),
+    command: process.command || MISSING,
+    memory: formatBytes(process.memory_used)
+  }));
+  const base = {
+    processes,
+    processesEmpty: 'No processes of this container use this GPU.',
+    foreign: foreignProcessesText(gpu.foreign_processes),
+    mig: (gpu.mig ?? []).map(instance => ({
+      name: instance.name || `MIG ${instance.index}`,
+      memory: formatMemory(instance.memory_used, instance.memory_total)
+    }))
+  };
+  if (gpu.slice_of) {
+    return sliceView(gpu, base);
+  }
   const metrics: MetricView[] = [
     {
       metric: 'utilization_gpu',
@@ -87,22 +128,5 @@ export function cardView(gpu: Gpu): CardView {
     { label: 'Fan', value: formatPercent(gpu.fan) },
     { label: 'PCIe', value: formatPcie(gpu.pcie_generation, gpu.pcie_width) }
   ].filter(extra => extra.value !== MISSING);
-  const processes = (gpu.processes ?? []).map(process => ({
-    pid: String(process.pid),
-    command: process.command || MISSING,
-    memory: formatBytes(process.memory_used)
-  }));
-  const title = `GPU ${gpu.index}: ${gpu.name}`;
-  return {
-    title,
-    metrics,
-    extras,
-    processes,
-    processesEmpty: 'No processes of this container use this GPU.',
-    foreign: foreignProcessesText(gpu.foreign_processes),
-    mig: (gpu.mig ?? []).map(instance => ({
-      name: instance.name || `MIG ${instance.index}`,
-      memory: formatMemory(instance.memory_used, instance.memory_total)
-    }))
-  };
+  return { ...base, title: `GPU ${gpu.index}: ${gpu.name}`, metrics, extras };
 }

@@ -47,6 +47,8 @@ export interface Gpu {
   mig: MigInstance[] | null;
   processes: GpuProcess[];
   foreign_processes: { count: number; memory_used: number };
+  /** A MIG slice given to this server: the name of its GPU (absent from older servers). */
+  slice_of?: string | null;
 }
 
 /** The metrics the server keeps a history of, per GPU. */

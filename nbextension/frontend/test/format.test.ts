@@ -85,6 +85,11 @@ describe('status-bar text', () => {
     expect(statusBarText(status())).toBe('GPU 0: 37% · 11.2/80 GiB');
   });
 
+  it('shows a MIG slice by its memory: NVML has no utilisation per slice', () => {
+    const slice = gpu({ slice_of: 'H100', utilization_gpu: null, memory_used: GiB, memory_total: 10 * GiB });
+    expect(statusBarText(status({ gpus: [slice] }))).toBe('GPU 0 (MIG slice): 1/10 GiB');
+  });
+
   it('counts the further GPUs after the first', () => {
     const two = status({ gpus: [gpu(), gpu({ index: 1, uuid: 'GPU-bbbb', utilization_gpu: 90 })] });
     expect(statusBarText(two)).toBe('GPU 0: 37% · 11.2/80 GiB (+1)');

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 
-import { cardView, foreignProcessesText } from '../src/gpuview';
+import { cardView, foreignProcessesText, SLICE_UTILISATION } from '../src/gpuview';
 import { GiB, gpu, MiB } from './fixtures';
 
 describe('processes outside this container', () => {
@@ -49,5 +49,18 @@ describe('a GPU card', () => {
       gpu({ mig: [{ index: 0, uuid: 'MIG-1', name: '1g.10gb', memory_used: GiB, memory_total: 10 * GiB }] })
     );
     expect(view.mig).toEqual([{ name: '1g.10gb', memory: '1/10 GiB' }]);
+  });
+
+  it('shows a MIG slice given to the server by its memory, never its GPU\'s utilisation', () => {
+    const view = cardView(
+      gpu({ uuid: 'MIG-1', name: '1g.10gb', slice_of: 'NVIDIA H100 80GB HBM3', utilization_gpu: null,
+            memory_used: GiB, memory_total: 10 * GiB, temperature: null, power_draw: null })
+    );
+    expect(view.title).toBe('GPU 0: MIG slice 1g.10gb');
+    expect(view.metrics.map(m => [m.label, m.value])).toEqual([['Memory', '1/10 GiB']]);
+    expect(view.extras).toEqual([
+      { label: 'Slice of', value: 'NVIDIA H100 80GB HBM3' },
+      { label: 'Utilisation', value: SLICE_UTILISATION }
+    ]);
   });
 });
