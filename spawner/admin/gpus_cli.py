@@ -19,7 +19,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 
 from ..accounts.usernames import RULE, username_problem
-from ..gpu.allocator import Gpu, plural
+from ..gpu.allocator import Gpu, available, plural
 from ..gpu.claims import GpuClaim, container_claim, resolve
 from ..gpu.inventory import INVENTORY_ENV, inventory_from_env, load_inventory
 from ..gpu.labels import ACTIVE_STATES, GPUS_LABEL, format_since, read_holding
@@ -127,11 +127,12 @@ def build_report(
         Row(**{**asdict(r), "status": r.status + " (conflict)"}) if claims.get(r.gpu, 0) > 1 else r
         for r in rows
     ]
-    for g in inventory or ():
-        if not claims.get(g.id):
-            rows.append(Row(g.id, g.name or "-", "-", "-", "-", "-", "free", g.index))
+    # Free: what could be given now (not a GPU with a slice held, nor a slice of a GPU
+    # held whole).
+    free = tuple(available(inventory, claims)) if inventory is not None else None
+    for g in free or ():
+        rows.append(Row(g.id, g.name or "-", "-", "-", "-", "-", "free", g.index))
     rows.sort(key=lambda r: (r.index is None, r.index or 0, r.gpu, r.status == "free", r.container))
-    free = tuple(g for g in inventory if not claims.get(g.id)) if inventory is not None else None
     return GpuReport(
         rows=tuple(rows),
         problems=tuple(problems),
@@ -163,7 +164,8 @@ def render_table(report: GpuReport) -> str:
     else:
         free = report.free or ()
         free_ids = ", ".join(g.id for g in free) or "none"
-        lines.append(f"{len(free)} of {len(report.inventory)} GPUs free: {free_ids}.")
+        units = "GPUs and MIG slices" if any(g.parent for g in report.inventory) else "GPUs"
+        lines.append(f"{len(free)} of {len(report.inventory)} {units} free: {free_ids}.")
     if not report.rows:
         lines.insert(1, "(no container holds a GPU)")
     return "\n".join(lines)

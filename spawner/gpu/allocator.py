@@ -64,6 +64,18 @@ def plural(n: int, word: str = "GPU") -> str:
     return f"{n} {word}" if n == 1 else f"{n} {word}s"
 
 
+def available(inventory: Iterable[Gpu], taken: Iterable[str]) -> list[Gpu]:
+    """The units of `inventory` that may be given while the ids `taken` are held: a slice
+    only while its GPU is not held whole, a GPU only while none of its slices is held."""
+    inventory, taken = list(inventory), set(taken)
+    split = {g.parent for g in inventory if g.parent and g.id in taken}
+    return [
+        g
+        for g in inventory
+        if g.id not in taken and (g.parent not in taken if g.parent else g.id not in split)
+    ]
+
+
 class GpuAllocationError(Exception):
     """A request the allocator refused; `str(e)` is a sentence for the user."""
 
@@ -177,18 +189,9 @@ class GpuAllocator:
         return dict(self._holdings)
 
     def _available(self, mine: frozenset[str] | set[str] = frozenset()) -> list[Gpu]:
-        """Units that may be given now: not held (but for `mine`, the asking server's own),
-        a slice only while its GPU is not held whole, a GPU only while none of its slices is."""
+        """Units that may be given now (held ones but `mine`, the asking server's own)."""
         taken = {i for i in self._owner if i not in mine} | self._outside.keys()
-        return [
-            g
-            for g in self.inventory
-            if g.id not in taken
-            and (g.parent not in taken if g.parent else not self._slice_taken(g, taken))
-        ]
-
-    def _slice_taken(self, gpu: Gpu, taken: set[str]) -> bool:
-        return any(s.id in taken for s in self._slices_of.get(gpu.id, ()))
+        return available(self.inventory, taken)
 
     def free(self) -> tuple[Gpu, ...]:
         """Whole GPUs free now."""

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from ..gpu.allocator import Gpu
+from ..gpu.allocator import Gpu, available
 from ..gpu.labels import format_since, read_holding
 from .gpu_reclaim import Watch
 
@@ -155,9 +155,10 @@ def fleet_rows(
                     unreadable=unreadable.get(s.key, ""),
                 )
             )
-    for g in inventory or ():
-        if g.id not in held:
-            rows.append(GpuRow(gpu=g.id, index=g.index, model=g.name or ""))
+    # Free: what could be given now (a GPU with a slice held is not, nor a slice of a GPU
+    # held whole).
+    for g in available(inventory or (), held):
+        rows.append(GpuRow(gpu=g.id, index=g.index, model=g.name or ""))
     rows.sort(key=lambda r: (r.index is None, r.index or 0, r.gpu, r.server))
     return rows
 
@@ -183,7 +184,7 @@ def summarise(
             for g in groups.get(r.server, ("",)):
                 idle_g[g] += 1
     return FleetSummary(
-        total=len(inventory) if inventory is not None else None,
+        total=sum(1 for g in inventory if not g.parent) if inventory is not None else None,
         held_by_profile=dict(held_p),
         held_by_group=dict(held_g),
         idle_by_profile=dict(idle_p),

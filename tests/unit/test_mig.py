@@ -229,3 +229,34 @@ def test_a_mig_profile_is_checked_when_the_hub_starts():
         parse_profiles([{"display_name": "Slice", "mig": "half"}])
     with pytest.raises(ProfileConfigError, match="every count must be 1 or more"):
         parse_profiles([{"display_name": "Slice", "mig": "1g.10gb", "gpus": [0, 1]}])
+
+
+# --- the admin's views -------------------------------------------------------------------
+
+
+def test_the_admin_page_shows_the_slice_held_and_free_only_what_could_be_given():
+    from spawner.services.fleet import GpuServer, fleet_rows, summarise
+
+    gpus, _ = host("h100-mig")
+    ann = GpuServer(user="ann", name="", key="ann", gpu_ids=(gpus[3].id,), profile="small")
+    live = {"ann": [{"uuid": gpus[3].id, "memory_used": 1 << 30, "memory_total": 9856 << 20}]}
+    rows = fleet_rows([ann], gpus, live, {}, now=0.0)
+    (held,) = [r for r in rows if not r.free]
+    assert (held.gpu, held.model, held.memory_total) == (
+        gpus[3].id, "NVIDIA H100 80GB HBM3 MIG 1g.10gb", 9856 << 20,
+    )  # fmt: skip
+    # The split GPU is not free while a slice of it is held; the six other slices are.
+    assert sorted(r.gpu for r in rows if r.free) == sorted(g.id for g in gpus[1:] if g != gpus[3])
+    assert summarise(rows, [ann], gpus).total == 1
+
+
+def test_the_gpus_command_counts_slices_as_free_only_when_they_could_be_given():
+    from spawner.admin.gpus_cli import build_report, render_table
+
+    gpus, _ = host("h100-mig")
+    labels = {"org.cudaspawner.user": "ann", "org.cudaspawner.server": "ann",
+              "org.cudaspawner.gpus": gpus[0].id}  # fmt: skip
+    container = {"Id": "c1", "Names": ["/jupyter-ann"], "Labels": labels, "State": "running"}
+    report = build_report([container], gpus)
+    assert report.free == ()  # the whole GPU is held: none of its slices can be given
+    assert render_table(report).endswith("0 of 8 GPUs and MIG slices free: none.")
