@@ -1,14 +1,16 @@
 """Issue 27 on a real hub and engine: a GPU profile whose image has no kernels for this
 host's cards is unavailable on the form with the reason, and the REST API refuses it (409,
-the same sentence) before any GPU is reserved; the project's CUDA image on the same host
-starts. The host is a listed inventory (a Blackwell card, compute capability 12.0) with its
-driver given; nothing here starts a GPU container."""
+the same sentence) before any GPU is reserved, while the project's CUDA image on the same
+host is offered. The hosts are SIMULATED NVML hosts (tests/gpu_hosts: a Blackwell card under
+driver 575, two A100s under driver 470) and a listed inventory with its driver given; nothing
+here starts a GPU container (the MIG hosts, whose free counts matter, are in test_mig_hub)."""
 
 from __future__ import annotations
 
 import html
 import io
 import re
+from pathlib import Path
 
 import pytest
 
@@ -22,17 +24,27 @@ OLD_LABELS = {
     "org.cudaspawner.min-driver": "525.60.13",
     "org.cudaspawner.cuda-archs": "sm_70 sm_75 sm_80 sm_86 sm_90",
 }
-CONFIG = f"""
-c.CUDADockerSpawner.gpu_inventory = [
-    {{"id": "0", "name": "RTX PRO 6000 Blackwell", "compute_capability": "12.0"}},
-]
-c.CUDADockerSpawner.gpu_driver_version = "575.51.03"
+HOSTS = Path(__file__).resolve().parent.parent / "gpu_hosts"
+CUDA_IMAGE = "cudaspawner/pytorch-cuda:2.9-cuda12.8"
+PROFILES = f"""
 c.CUDADockerSpawner.profiles = [
     {{"slug": "cpu", "display_name": "CPU only", "default": True}},
     {{"slug": "old", "display_name": "PyTorch 2.4 / CUDA 12.4", "image": "{OLD_IMAGE}",
       "gpus": 1}},
+    {{"slug": "new", "display_name": "PyTorch 2.9 / CUDA 12.8", "image": "{CUDA_IMAGE}",
+      "gpus": 1}},
 ]
 """
+CONFIG = f'c.CUDADockerSpawner.gpu_inventory = "simulated-nvml:{HOSTS}/blackwell.json"\n' + PROFILES
+LISTED = (
+    """
+c.CUDADockerSpawner.gpu_inventory = [
+    {"id": "0", "name": "RTX PRO 6000 Blackwell", "compute_capability": "12.0"},
+]
+c.CUDADockerSpawner.gpu_driver_version = "575.51.03"
+"""
+    + PROFILES
+)
 SENTENCE = "This image's PyTorch has no kernels for this host's sm_120 GPUs."
 
 
@@ -54,26 +66,52 @@ def old_image(docker_client):
     yield from relabelled(docker_client, "cudaspawner/cpu:latest", OLD_IMAGE, OLD_LABELS)
 
 
-def test_an_image_without_kernels_for_the_card_is_unavailable_and_refused(
-    hub_factory, docker_client, old_image
-):
-    hub = hub_factory(CONFIG)
-    hub.api("POST", "users", json={"usernames": ["compatann"]})
-    ann = Browser(hub)
-    assert ann.login("compatann", hub.user_password).status_code == 302
-    form = html.unescape(ann.get("hub/spawn/compatann").text)
-    old = re.search(r'<input[^>]*name="profile"[^>]*value="old"[^>]*>', form)
-    assert old and " disabled" in old.group(0), form[-3000:]
-    reason = re.search(r'cudaspawner-reason" id="[^"]*old[^"]*-reason">\s*([^<]*)<', form)
-    assert reason and " ".join(reason.group(1).split()).endswith(SENTENCE), form[-3000:]
-    r = ann.spawn("compatann", {"profile": "old"})
-    assert r.status_code == 409 and r.json()["message"] == SENTENCE, r.text
+def profile_input(form: str, slug: str) -> str:
+    found = re.search(rf'<input[^>]*name="profile"[^>]*value="{slug}"[^>]*>', form)
+    assert found, form[-3000:]
+    return found.group(0)
+
+
+def refused_on_form_and_api(hub, docker_client, name: str, slug: str, sentence: str) -> None:
+    """As a signed-in user: `slug` is unavailable with `sentence`, the API refuses it (409,
+    the same sentence) and no container is made; the CPU profile stays available."""
+    hub.api("POST", "users", json={"usernames": [name]})
+    browser = Browser(hub)
+    assert browser.login(name, hub.user_password).status_code == 302
+    form = html.unescape(browser.get(f"hub/spawn/{name}").text)
+    assert " disabled" in profile_input(form, slug), form[-3000:]
+    assert " disabled" not in profile_input(form, "cpu")
+    reason = re.search(rf'cudaspawner-reason" id="[^"]*{slug}[^"]*-reason">\s*([^<]*)<', form)
+    assert reason and " ".join(reason.group(1).split()).endswith(sentence), form[-3000:]
+    r = browser.spawn(name, {"profile": slug})
+    assert r.status_code == 409 and r.json()["message"] == sentence, r.text
     assert hub_containers(docker_client, hub) == []
     assert "image_incompatible" in hub.api("GET", "../metrics").text
 
 
+def test_an_image_without_kernels_for_the_card_is_unavailable_and_refused(
+    hub_factory, docker_client, old_image
+):
+    hub = hub_factory(CONFIG)
+    refused_on_form_and_api(hub, docker_client, "compatann", "old", SENTENCE)
+    # The project's CUDA 12.8 image has Blackwell kernels: offered on the same host.
+    form = Browser(hub)
+    assert form.login("compatann", hub.user_password).status_code == 302
+    assert " disabled" not in profile_input(form.get("hub/spawn/compatann").text, "new")
+
+
+def test_an_image_needing_a_newer_driver_than_the_host_has_is_refused(hub_factory, docker_client):
+    hub = hub_factory(
+        f'c.CUDADockerSpawner.gpu_inventory = "simulated-nvml:{HOSTS}/old-driver.json"\n' + PROFILES
+    )
+    sentence = (
+        "This image needs NVIDIA driver 525.60.13 or newer (CUDA 12.8); this host has 470.82.01."
+    )
+    refused_on_form_and_api(hub, docker_client, "compatdee", "new", sentence)
+
+
 SITE_IMAGE = "cudaspawner/pytorch-cuda:compat-unlabelled"  # ours, its labels emptied
-OLD_DRIVER = CONFIG.replace('"575.51.03"', '"560.35.03"').replace(OLD_IMAGE, SITE_IMAGE)
+OLD_DRIVER = LISTED.replace('"575.51.03"', '"560.35.03"').replace(OLD_IMAGE, SITE_IMAGE)
 
 
 @pytest.fixture

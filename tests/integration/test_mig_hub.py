@@ -85,8 +85,11 @@ def test_two_users_get_two_slices_of_one_gpu_and_a_restart_keeps_them(hub_factor
         "1 GPU requested, 0 free of 1; pick the CPU profile or try again later."
     )
     form = cy.get("hub/spawn/migcy").text
-    assert "needs 1 GPU, 0 free of 1" in card(form, "gpu")
+    assert "0 of 1 free right now" in card(form, "gpu")  # (a place in line is offered)
     assert "5 of 7 free right now" in card(form, "slice")
+    # A user cannot name a slice, nor turn a profile into a MIG one: only profiles give them.
+    r = cy.spawn("migcy", {"profile": "gpu", "mig": "1g.10gb"})
+    assert r.status_code == 400, r.text
     # A slice profile the host does not have, and more slices than a server may hold.
     r = cy.spawn("migcy", {"profile": "half"})
     assert r.status_code == 409 and "this host has no MIG 3g.40gb slices" in r.json()["message"]
