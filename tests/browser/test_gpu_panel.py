@@ -7,6 +7,7 @@ panel, since Notebook 7 shows no tab for the right sidebar and has no status bar
 
 from __future__ import annotations
 
+import json
 import re
 import time
 
@@ -248,3 +249,42 @@ def test_lab_panel_shows_the_owners_gpu_hours_and_budget_sentences(gpu_server, p
         "Your GPU use: 3.46 GPU-hours this week, 12.00 this month.", timeout=30000
     )
     expect(panel.locator('[data-role="budget"] li')).to_have_text([sentence])
+
+
+def test_a_server_given_a_mig_slice_shows_the_slice_not_its_gpus_utilisation(
+    server_factory, tmp_path, page
+):
+    """Issue 27: the status bar and the panel show the slice (its memory); NVML reports no
+    utilisation per slice, and the card's own is not passed off as the slice's."""
+    description = json.loads(TWO_GPUS.read_text())
+    description["gpus"][0]["mig"] = [
+        {"index": 0, "uuid": "MIG-aaaa", "name": "NVIDIA A100-SXM4-80GB MIG 1g.10gb",
+         "memory_used": 2 << 30, "memory_total": 10 << 30},
+        {"index": 1, "uuid": "MIG-bbbb", "name": "NVIDIA A100-SXM4-80GB MIG 3g.40gb",
+         "memory_used": 0, "memory_total": 40 << 30},
+    ]  # fmt: skip
+    path = tmp_path / "mig.json"
+    path.write_text(json.dumps(description))
+    server = server_factory(
+        "mig-slice",
+        {
+            "CUDASPAWNER_GPU_BACKEND": "simulated",
+            "CUDASPAWNER_SIMULATED_GPUS": str(path),
+            "NVIDIA_VISIBLE_DEVICES": "MIG-aaaa",
+        },
+    )
+    page.goto(server.page("lab"))
+    item = page.locator(STATUS_ITEM)
+    expect(item).to_have_text("GPU 0 (MIG slice): 2/10 GiB", timeout=60000)
+    item.click()
+    card = page.locator(PANEL).locator('.jp-GpuPanel-card[data-gpu-uuid="MIG-aaaa"]')
+    expect(card.locator(".jp-GpuPanel-cardTitle")).to_have_text(
+        "GPU 0: MIG slice NVIDIA A100-SXM4-80GB MIG 1g.10gb"
+    )
+    expect(card).to_contain_text("not reported per MIG slice")
+    expect(card).to_contain_text("Slice of")
+    # One card, the slice's; none of the card-wide figures (37% utilisation, 41 °C).
+    expect(page.locator(PANEL).locator(".jp-GpuPanel-card")).to_have_count(1)
+    expect(card.locator('[data-metric="utilization_gpu"]')).to_have_count(0)
+    expect(card.locator('[data-metric="temperature"]')).to_have_count(0)
+    expect(card).not_to_contain_text("37%")
