@@ -11,8 +11,9 @@ from traitlets import HasTraits, TraitError, default, validate
 
 from ..engine import failures
 from ..planning import option_hooks
+from ..planning.availability import profile_availability
 from ..planning.choice import Choice, UserOptionsError, validate_user_options
-from ..planning.form import SiteLimits, profile_availability, spawn_form
+from ..planning.form import SiteLimits, spawn_form
 from ..planning.profiles import Profile, ProfileConfigError, profiles_for_user, site_profiles
 from ..services.hub_metrics import record_refusal
 from .progress import Progress

@@ -36,8 +36,8 @@ from ..gpu.cluster import (
     pending_reason,
 )
 from ..gpu.waiting_line import HeldGpu
+from ..planning.availability import ProfileAvailability
 from ..planning.choice import Choice
-from ..planning.form import ProfileAvailability
 from ..planning.plan import StartPlan
 from ..planning.profiles import Profile
 from .service_spec import SwarmStart, pick_port, published_ports, service_spec, swarm_start

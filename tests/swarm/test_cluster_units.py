@@ -19,8 +19,9 @@ from spawner.gpu.cluster import (
     pending_reason,
 )
 from spawner.gpu.labels import GPUS_LABEL, SERVER_LABEL, SINCE_LABEL, USER_LABEL
+from spawner.planning.availability import ProfileAvailability
 from spawner.planning.choice import validate_user_options
-from spawner.planning.form import ProfileAvailability, spawn_form
+from spawner.planning.form import spawn_form
 from spawner.planning.plan import ImageFacts, SiteSettings, make_plan
 from spawner.planning.profiles import parse_profiles
 from spawner.swarm_edge.service_spec import (

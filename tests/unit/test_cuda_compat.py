@@ -13,7 +13,7 @@ from spawner.engine.failures import user_error
 from spawner.gpu.allocator import Gpu
 from spawner.gpu.cuda_compat import ImageNeeds, min_driver, refusal, runs_on
 from spawner.gpu.inventory_list import parse_inventory
-from spawner.planning.form import profile_availability
+from spawner.planning.availability import profile_availability
 from spawner.planning.profiles import parse_profiles
 
 # What the project's PyTorch 2.9 / CUDA 12.8 image's build check writes.

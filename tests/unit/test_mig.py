@@ -13,7 +13,8 @@ from spawner.gpu.allocator import GpuAllocator, GpuQuotaExceeded, GpuUnavailable
 from spawner.gpu.inventory import read_host
 from spawner.gpu.inventory_list import parse_inventory
 from spawner.gpu.simulated_nvml import SimulatedNvml
-from spawner.planning.form import build_cards, profile_availability
+from spawner.planning.availability import profile_availability
+from spawner.planning.form import build_cards
 from spawner.planning.profiles import ProfileConfigError, parse_profiles
 
 HOSTS = Path(__file__).parent.parent / "gpu_hosts"
