@@ -27,6 +27,10 @@ class ChecksImage:
         driver = self.gpu_driver_version or host.driver
         if not driver and not any(capabilities):
             return None  # nothing known of the host: nothing to check
+        return refusal(await self._image_needs(profile, probe_now), driver, capabilities)
+
+    async def _image_needs(self, profile: Profile, probe_now: bool) -> ImageNeeds | None:
+        """What the profile's image says it needs (None: not known, so never refused)."""
         image = profile.image or self._site_image()
         try:
             inspected = await self._inspect_image(image)
@@ -40,7 +44,7 @@ class ChecksImage:
             image_id = str(inspected.get("Id", image))
             if probe_now or image_id in ImageProbe.known:
                 needs = await probe.needs(image, image_id)
-        return refusal(needs, driver, capabilities)
+        return needs
 
     async def _check_image_runs(self, profile: Profile) -> None:
         reason = await self._image_refusal(profile, probe_now=True)

@@ -15,9 +15,14 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from .allocator import GpuAllocationError, plural
+from .cuda_compat import ImageNeeds, refusal
 from .labels import GPU_COUNT_LABEL, SERVER_LABEL, SINCE_LABEL, USER_LABEL, parse_since
 
 GPU_KIND = "NVIDIA-GPU"  # the generic resource name nodes advertise (docs/swarm.md)
+# What a GPU node's driver and cards are, as node labels (`docker node update --label-add`)
+# or its engine's labels (dockerd --label): the image check's facts per node (issue 27).
+DRIVER_LABEL = "org.cudaspawner.driver"
+CAPABILITY_LABEL = "org.cudaspawner.compute-capability"
 
 # Task states in which a task holds (or is about to hold) its assigned resources.
 HOLDING_STATES = ("assigned", "accepted", "preparing", "ready", "starting", "running")
@@ -38,6 +43,18 @@ class ClusterNode:
     arch: str = "x86_64"
     gpus: tuple[str, ...] = ()  # UUIDs advertised as NVIDIA-GPU
     usable: bool = True  # ready and active: the scheduler may place tasks there
+
+    def fact(self, label: str) -> str:
+        """A node's own fact: its node label, else its engine's label ("" when neither)."""
+        return (self.labels.get(label) or self.engine_labels.get(label) or "").strip()
+
+    @property
+    def driver(self) -> str:
+        return self.fact(DRIVER_LABEL)
+
+    @property
+    def compute_capability(self) -> str:
+        return self.fact(CAPABILITY_LABEL)
 
 
 @dataclass(frozen=True)
@@ -164,6 +181,25 @@ def capacity(
         free=sum(len(f) for f in free.values()),
         largest_total=max((len(n.gpus) for n in eligible), default=0),
         largest_free=max((len(f) for f in free.values()), default=0),
+    )
+
+
+def image_fit(
+    needs: ImageNeeds | None, nodes: Sequence[ClusterNode], constraints: Iterable[str] = ()
+) -> tuple[list[str], str | None]:
+    """(the ids of the GPU nodes a profile may use that cannot run its image, the sentence
+    when none of them can). A node that does not say its driver or cards is not judged."""
+    constraints = list(constraints)
+    eligible = [n for n in nodes if n.usable and n.gpus and matches(n, constraints)]
+    reasons = {n.id: refusal(needs, n.driver, [n.compute_capability]) for n in eligible}
+    unfit = sorted(i for i, reason in reasons.items() if reason)
+    if not eligible or len(unfit) < len(eligible):
+        return unfit, None
+    if len(eligible) == 1:
+        return unfit, reasons[eligible[0].id]
+    first = eligible[0]
+    return unfit, f"No GPU node of this cluster can run this image ({first.hostname}: " + (
+        f"{reasons[first.id]})"
     )
 
 

@@ -11,7 +11,9 @@ DockerSpawner's SwarmSpawner (services, tasks, poll, stop). What differs, and wh
   wait takes a place in the line for busy GPUs (`ClusterPool`: one line per set of
   placement constraints; a start fits when one node has its GPUs free).
 - `engine_start`: `service_spec.swarm_start(plan, ...)`, once per start: plain data.
-- The form's free GPUs: per profile, on the nodes each may use (`_form_gpus`).
+- The form's free GPUs: per profile, on the nodes each may use (`_form_gpus`); the
+  image check is per node (`_image_refusal`): nodes that cannot run a profile's image are
+  kept off by a constraint.
 - A task still pending after `pending_timeout` is removed and the user told Swarm's reason.
 """
 
@@ -32,6 +34,7 @@ from ..gpu.cluster import (
     capacity,
     check_fits,
     held_by_user,
+    image_fit,
     nodes_from_api,
     pending_reason,
 )
@@ -142,9 +145,32 @@ class CUDASwarmSpawner(CUDADockerSpawner, SwarmSpawner):
 
     _create_lock: asyncio.Lock | None = None
 
+    # GPU nodes whose driver or cards cannot run a profile's image, per profile slug: kept
+    # off by constraints (`_image_refusal` renews them before each form and start).
+    _unfit: dict[str, list[str]] = {}
+
     # --- the cluster, read ---------------------------------------------------------------
     def _constraints(self, profile: str) -> list[str]:
-        return [*self.placement_constraints, *self.profile_constraints.get(profile, [])]
+        keep_off = [f"node.id != {i}" for i in CUDASwarmSpawner._unfit.get(profile, [])]
+        return [*self.placement_constraints, *self.profile_constraints.get(profile, []), *keep_off]
+
+    async def _image_refusal(self, profile: Profile, probe_now: bool = False) -> str | None:
+        """On a cluster each GPU node says its own driver and cards (`cluster.DRIVER_LABEL`,
+        `CAPABILITY_LABEL`): the nodes that cannot run the image are kept off, and the
+        profile is refused only when none of its nodes can."""
+        if profile.max_gpus <= 0 or profile.mig:
+            return None
+        nodes = nodes_from_api(await self.docker("nodes"))
+        if not any(n.driver or n.compute_capability for n in nodes):
+            CUDASwarmSpawner._unfit.pop(profile.slug, None)
+            return None  # no node says: nothing to check
+        given = [*self.placement_constraints, *self.profile_constraints.get(profile.slug, [])]
+        try:
+            unfit, sentence = image_fit(await self._image_needs(profile, probe_now), nodes, given)
+        except ValueError:  # the admin's constraint: `_capacity` says so
+            return None
+        CUDASwarmSpawner._unfit[profile.slug] = unfit
+        return sentence
 
     async def _capacity(self, profile: str = "") -> Capacity:
         nodes = nodes_from_api(await self.docker("nodes"))
@@ -167,15 +193,18 @@ class CUDASwarmSpawner(CUDADockerSpawner, SwarmSpawner):
 
     # --- the form: free GPUs per profile, on the nodes each may use ---------------------
     async def _form_gpus(self, visible: list[Profile]):
-        """Each profile's free GPUs are the most free on one of its nodes."""
+        """Each profile's free GPUs are the most free on one of its nodes that can run its
+        image."""
         try:
+            reasons = await self._image_refusals(visible)  # renews the nodes kept off
             nodes = nodes_from_api(await self.docker("nodes"))
             tasks = await self.docker("tasks", filters={"desired-state": "running"})
             per_profile, total = {}, 0
             for p in visible:
                 cap = capacity(nodes, tasks, self._constraints(p.slug))
+                reason = SWARM_NO_MIG if p.mig else reasons[p.slug]
                 per_profile[p.slug] = ProfileAvailability(
-                    cap.largest_free, cap.largest_total, SWARM_NO_MIG if p.mig else None
+                    cap.largest_free, cap.largest_total, reason
                 )
                 total = max(total, cap.largest_total)
         except Exception as e:  # the form must open; figures unknown rather than wrong
@@ -200,6 +229,7 @@ class CUDASwarmSpawner(CUDADockerSpawner, SwarmSpawner):
             return ()
         if choice.profile.mig:
             raise failures.user_error(409, SWARM_NO_MIG)
+        await self._check_image_runs(choice.profile)  # and keeps the unfit nodes off
         await self._check_budgets()  # over a hard budget: refused, never queued
         services = await self.docker("services")
         quota = GpuAllocator(

@@ -7,6 +7,8 @@ import pytest
 
 from spawner.admin.swarm_gpus_cli import render_table
 from spawner.gpu.cluster import (
+    CAPABILITY_LABEL,
+    DRIVER_LABEL,
     GPU_COUNT_LABEL,
     NoNodeFits,
     capacity,
@@ -14,10 +16,12 @@ from spawner.gpu.cluster import (
     free_gpus,
     held_by_user,
     holdings,
+    image_fit,
     matches,
     nodes_from_api,
     pending_reason,
 )
+from spawner.gpu.cuda_compat import ImageNeeds
 from spawner.gpu.labels import GPUS_LABEL, SERVER_LABEL, SINCE_LABEL, USER_LABEL
 from spawner.planning.availability import ProfileAvailability
 from spawner.planning.choice import validate_user_options
@@ -329,3 +333,69 @@ def test_form_shows_each_profile_the_free_gpus_of_its_own_nodes():
     html = " ".join(spawn_form(profiles, None, free=None, total=4, per_profile=per_profile).split())
     assert "needs 1 GPU, 0 free of 2" in html
     assert "needs 1 GPU, 4 free" not in html and html.count("Not available right now") == 1
+
+
+# --- issue 27: each node's driver and cards, and the image check per node ----------------
+
+TORCH_CU128 = ImageNeeds("12.8", "525.60.13", ("sm_80", "sm_86", "sm_90", "sm_100", "sm_120"))
+FACT_NODES = nodes_from_api(
+    [
+        api_node("new", "h100-node", ["GPU-h1"],
+                 {DRIVER_LABEL: "550.54.15", CAPABILITY_LABEL: "9.0"}),
+        api_node("old", "a100-node", ["GPU-a1"],
+                 {DRIVER_LABEL: "470.82.01", CAPABILITY_LABEL: "8.0"}),
+        api_node("mute", "unknown-node", ["GPU-u1"]),
+    ]
+)  # fmt: skip
+
+
+def test_a_nodes_driver_and_cards_come_from_its_labels_or_its_engines():
+    node = nodes_from_api([{**api_node("e", "e", ["GPU-e"]), "Description": {
+        **api_node("e", "e", ["GPU-e"])["Description"],
+        "Engine": {"Labels": {DRIVER_LABEL: "570.86.10"}},
+    }}])[0]  # fmt: skip
+    assert (node.driver, node.compute_capability) == ("570.86.10", "")
+    assert (FACT_NODES[0].driver, FACT_NODES[0].compute_capability) == ("550.54.15", "9.0")
+
+
+def test_nodes_that_cannot_run_the_image_are_kept_off_and_refused_only_when_all_are():
+    unfit, sentence = image_fit(TORCH_CU128, FACT_NODES)
+    assert (unfit, sentence) == (["old"], None)  # the node that does not say is not judged
+    unfit, sentence = image_fit(TORCH_CU128, FACT_NODES, ["node.labels.gpu != x", "node.id == old"])
+    assert unfit == ["old"]
+    assert sentence == (
+        "This image needs NVIDIA driver 525.60.13 or newer (CUDA 12.8); this host has 470.82.01."
+    )
+    two_old = nodes_from_api(
+        [api_node(i, f"old-{i}", [f"GPU-{i}"], {DRIVER_LABEL: "470.82.01"}) for i in "ab"]
+    )
+    assert image_fit(TORCH_CU128, two_old)[1].startswith(
+        "No GPU node of this cluster can run this image (old-a: This image needs NVIDIA driver"
+    )
+
+
+async def test_the_swarm_spawner_keeps_a_profiles_servers_off_the_nodes_that_cannot_run_it():
+    from types import SimpleNamespace
+
+    from spawner.swarm_edge.spawner import CUDASwarmSpawner
+
+    raw = [api_node("new", "h", ["GPU-h1"], {DRIVER_LABEL: "550.54.15"}),
+           api_node("old", "a", ["GPU-a1"], {DRIVER_LABEL: "470.82.01"})]  # fmt: skip
+
+    async def docker(call, *args, **kwargs):
+        assert call == "nodes"
+        return raw
+
+    async def needs(profile, probe_now):
+        return TORCH_CU128
+
+    stub = SimpleNamespace(docker=docker, _image_needs=needs, placement_constraints=[],
+                           profile_constraints={})  # fmt: skip
+    (gpu,) = parse_profiles([{"slug": "gpu", "display_name": "GPU", "gpus": 1}])
+    try:
+        assert await CUDASwarmSpawner._image_refusal(stub, gpu) is None
+        assert CUDASwarmSpawner._constraints(stub, "gpu") == ["node.id != old"]
+        raw[0]["Spec"]["Labels"][DRIVER_LABEL] = "470.82.01"  # both too old now
+        assert "No GPU node" in await CUDASwarmSpawner._image_refusal(stub, gpu)
+    finally:
+        CUDASwarmSpawner._unfit.clear()
