@@ -209,7 +209,8 @@ def hub_inventory_step() -> tuple[list[Row], int]:
     from spawner.gpu.inventory import inventory_from_nvml
 
     smi_rows, smi_note = run_nvidia_smi()
-    ours = [(g.index, g.id, g.name) for g in inventory_from_nvml()]
+    # nvidia-smi's query lists whole GPUs; MIG slices are checked in `image_verdict_step`.
+    ours = [(g.index, g.id, g.name) for g in inventory_from_nvml() if not g.is_slice]
     if smi_rows is None:
         return [["hub inventory", "skipped", smi_note]], 0
     smi = [(r["index"], r["uuid"], r["name"]) for r in smi_rows]
@@ -220,6 +221,40 @@ def hub_inventory_step() -> tuple[list[Row], int]:
     if not ok:
         detail += f"; nvidia-smi has {smi}"
     return [["hub inventory vs nvidia-smi", "pass" if ok else "fail", detail]], int(not ok)
+
+
+def image_verdict_step() -> tuple[list[Row], int]:
+    """Issue 27, through the hub's own code: the host as the hub reads it (driver, each
+    card's compute capability, MIG mode and slices; only read, never changed) and the
+    verdict for the CPU image and a CUDA image built with this machine's torch."""
+    from collections import Counter
+
+    import torch
+
+    from spawner.gpu.cuda_compat import ImageNeeds, min_driver, refusal
+    from spawner.gpu.inventory import read_host
+
+    gpus, driver = read_host("nvml")
+    caps = [g.compute_capability for g in gpus if not g.is_slice]
+    slices = Counter(g.mig_profile for g in gpus if g.is_slice)
+    mig = ", ".join(f"{n} x {p}" for p, n in slices.items()) or "no GPU in MIG mode"
+    seen = bool(driver) and bool(caps) and all(caps)
+    view = f"driver {driver or '?'}; compute capability {', '.join(caps) or '?'}; {mig}"
+    rows = [["hub's view of the host", "pass" if seen else "fail", view]]
+    cuda = torch.version.cuda
+    images = [("CPU image", ImageNeeds(None, None, ()))]
+    if cuda:
+        archs = tuple(torch.cuda.get_arch_list())
+        images.append(
+            (f"CUDA {cuda} image (this torch)", ImageNeeds(cuda, min_driver(cuda), archs))
+        )
+    problems = int(not seen)
+    for name, needs in images:
+        verdict = refusal(needs, driver, caps)
+        problems += verdict is not None
+        rows.append([f"{name} on this host", "runs" if verdict is None else "refused",
+                     verdict or "offered on the form"])  # fmt: skip
+    return rows, problems
 
 
 def reclaim_rows(idle_status: dict, history: dict) -> tuple[list[Row], int]:
@@ -371,7 +406,8 @@ def main(argv: list[str] | None = None) -> int:
     has_gpu = status["state"] == "ok" and bool(status["gpus"])
     summary, comparisons, problems = status_step(status)
     if has_gpu:
-        for rows, more in (hub_inventory_step(), sampler_cost_step(args.cpu_seconds)):
+        steps = (hub_inventory_step(), image_verdict_step(), sampler_cost_step(args.cpu_seconds))
+        for rows, more in steps:
             summary += rows
             problems += more
     expected = len(status["gpus"]) if has_gpu else None
