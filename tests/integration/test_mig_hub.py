@@ -113,10 +113,26 @@ def test_two_users_get_two_slices_of_one_gpu_and_a_restart_keeps_them(hub_factor
     assert 'cudaspawner_mig_slices{profile="1g.10gb",state="free"} 4.0' in metrics, metrics[-2000:]
 
 
-def test_the_form_on_a_mixed_host(hub_factory):
+def test_the_form_and_the_api_on_a_mixed_host(hub_factory, docker_client):
     """An H100 whole, an H100 in MIG mode (one 3g.40gb, four 1g.10gb) and an L4."""
     hub = hub_factory(on_host("mixed"))
-    form = user(hub, "mixdee").get("hub/spawn/mixdee").text
+    dee, eve = user(hub, "mixdee"), user(hub, "mixeve")
+    form = dee.get("hub/spawn/mixdee").text
     assert "3 of 3 free right now" in card(form, "gpu")
     assert "4 of 4 free right now" in card(form, "slice")
     assert "1 of 1 free right now" in card(form, "half")
+    r = dee.spawn("mixdee", {"profile": "half"})
+    assert r.status_code in (201, 202), r.text
+    hub.wait_ready("mixdee")
+    mig = _env(container_of(docker_client, "mixdee"))["NVIDIA_VISIBLE_DEVICES"]
+    assert mig == "MIG-h100b-3g40gb-0"
+    # The split H100 is no longer offered whole; its 1g slices still are.
+    form = eve.get("hub/spawn/mixeve").text
+    assert "2 of 3 free right now" in card(form, "gpu")
+    assert "4 of 4 free right now" in card(form, "slice")
+    assert "needs 1 MIG 3g.40gb slice, 0 free of 1" in card(form, "half")
+    r = eve.spawn("mixeve", {"profile": "half"})
+    assert r.status_code == 409, r.text
+    assert r.json()["message"] == (
+        "1 MIG 3g.40gb slice requested, 0 free of 1; pick the CPU profile or try again later."
+    )
