@@ -17,22 +17,47 @@ from playwright.sync_api import Page
 from .jupyter_process import REPO, JupyterServer, build_labextension
 
 _goto = Page.goto
+_wait_for_url = Page.wait_for_url
+
+
+def _network_changed(e: PlaywrightError) -> bool:
+    return "ERR_NETWORK_CHANGED" in str(e)
 
 
 def _goto_again_if_the_network_changed(self: Page, url: str, **kwargs):
     """Page.goto, gone again (at most twice) when Chromium aborted it with
     ERR_NETWORK_CHANGED: Chromium drops a navigation whenever a network interface comes or
-    goes, and Docker adds one for every container the suite's other lanes start (seen in
-    CI: the sign-up page of the line test). Any other failure is raised at once."""
+    goes, and Docker adds one for every container it starts, the suite's other lanes' and
+    the test's own (seen in CI: the sign-up page of the line test). Any other failure is
+    raised at once."""
     for attempt in range(3):
         try:
             return _goto(self, url, **kwargs)
         except PlaywrightError as e:
-            if "ERR_NETWORK_CHANGED" not in str(e) or attempt == 2:
+            if not _network_changed(e) or attempt == 2:
+                raise
+
+
+def _wait_for_url_again_if_the_network_changed(self: Page, url, **kwargs):
+    """Page.wait_for_url; when the navigation it waits for was dropped with
+    ERR_NETWORK_CHANGED, the page is reloaded (Chromium's error page reloads the address
+    that failed) and waited for again, at most twice (seen in CI: the redirect from the
+    spawn-pending page to the lab, as the user's own container came up)."""
+    for attempt in range(3):
+        try:
+            return _wait_for_url(self, url, **kwargs)
+        except PlaywrightError as e:
+            if not _network_changed(e) or attempt == 2:
+                raise
+        try:
+            self.reload()
+        except PlaywrightError as e:
+            if not _network_changed(e):
                 raise
 
 
 Page.goto = _goto_again_if_the_network_changed
+Page.wait_for_url = _wait_for_url_again_if_the_network_changed
 
 ARTIFACTS = REPO / "test-artifacts" / "browser"
 TWO_GPUS = REPO / "tests" / "notebook" / "fixtures" / "two-gpus.json"
