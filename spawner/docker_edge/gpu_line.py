@@ -96,12 +96,13 @@ class WaitsInLine:
     def _line(self) -> LineStore:
         return LineStore(Path(self.gpu_line_file))
 
-    def _serving_order(self) -> dict:
+    def _serving_order(self, figures: Mapping) -> dict:
         """The line's order arguments: with group shares set, the GPUs each group holds
-        (the operations service's last look) decide who goes first (`waiting_line.order`)."""
+        (`figures`: the operations service's last look) decide who goes first
+        (`waiting_line.order`)."""
         if not self.gpu_line_group_shares:
             return {}
-        held = fleet_figures().get("held_by_group") or {}
+        held = figures.get("held_by_group") or {}
         return {"held_by_group": held, "shares": dict(self.gpu_line_group_shares)}
 
     async def _reserve_whole(self, choice: Choice, pool: HostPool) -> tuple[Gpu, ...]:
@@ -197,7 +198,9 @@ class WaitsInLine:
                 # again by the operations service after a restart.
                 await asyncio.to_thread(store.touch, me.user, time.time())
                 free = await pool.free()
-                order = self._serving_order()
+                # The operations service's last look: a small file, read off the event loop.
+                figures = await asyncio.to_thread(fleet_figures)
+                order = self._serving_order(figures)
                 head = line.next_to_start(pool.name, free, **order)
                 if head is not None and head.user == me.user:
                     gpus = await pool.take(choice)
@@ -210,7 +213,7 @@ class WaitsInLine:
                                    "waited": round(time.time() - me.joined, 1)},
                         )  # fmt: skip
                         return gpus
-                message = self._line_message(line, me, free, pool, order)
+                message = self._line_message(line, me, free, pool, order, figures)
                 if message != said:
                     self._progress.add(15, message)
                     said = message
@@ -222,10 +225,10 @@ class WaitsInLine:
             keep = True
             raise
         finally:
-            # Started, refused or expired: the place goes. (One short SQLite write.)
+            # Started, refused or expired: the place goes (a SQLite write, off the loop).
             if not keep:
                 self._in_line = False
-                self._leave_line(pool.name)
+                await asyncio.to_thread(self._leave_line, pool.name)
 
     def _stopped_while_waiting(self) -> None:
         """The pending server of a start waiting in line was stopped: leaving the line.
@@ -260,14 +263,19 @@ class WaitsInLine:
 
     @staticmethod
     def _line_message(
-        line: WaitingLine, me: Waiter, free: int, pool: LinePool, order: dict | None = None
+        line: WaitingLine,
+        me: Waiter,
+        free: int,
+        pool: LinePool,
+        order: dict | None = None,
+        figures: Mapping | None = None,
     ) -> str:
-        order = order or {}
+        order, figures = order or {}, figures or {}
         place = line.position(me.user, **order) or 1
         needed = sum(w.gpus for w in line.order(pool.name, **order)[:place]) - free
         # The idle reclaim's stop times (the operations service's last look) name when a
         # held GPU frees; without them, the pool's usual holding times.
-        held = pool.held(fleet_figures().get("reclaim_at"))
+        held = pool.held(figures.get("reclaim_at"))
         guess = estimate(max(1, needed), held, time.time(), pool.recent_holds)
         reason = guess.reason[:1].upper() + guess.reason[1:]
         return (

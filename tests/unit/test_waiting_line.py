@@ -15,7 +15,7 @@ from spawner.gpu.cluster import Capacity
 from spawner.gpu.host import GpuHost
 from spawner.gpu.waiting_line import HeldGpu, LineError, Waiter, WaitingLine, estimate
 from spawner.planning.choice import Choice
-from spawner.services.hub_metrics import register_fleet_metrics
+from spawner.services.hub_metrics import fleet_figures, register_fleet_metrics
 from spawner.swarm_edge.spawner import ClusterPool
 
 T0 = 1_800_000_000.0  # 2027-01-15T08:00:00Z
@@ -119,14 +119,14 @@ def test_group_shares_order_the_line_by_what_each_group_holds_at_the_last_look(t
     )
     register_fleet_metrics(snapshot)
     spawner = SimpleNamespace(gpu_line_group_shares={"vision": 2, "nlp": 2})
-    order = WaitsInLine._serving_order(spawner)
+    order = WaitsInLine._serving_order(spawner, fleet_figures())
     assert order == {"held_by_group": {"vision": 3}, "shares": {"vision": 2, "nlp": 2}}
     line = WaitingLine([waiter("vic", 0, groups=("vision",)), waiter("nia", 60, groups=("nlp",))])
     # vision holds 3 GPUs against a share of 2: nia, who joined later, goes first.
     assert [w.user for w in line.order("h100", **order)] == ["nia", "vic"]
     assert line.position("vic", **order) == 2
-    # No shares set: the order of joining, and the snapshot is not even read.
-    assert WaitsInLine._serving_order(SimpleNamespace(gpu_line_group_shares={})) == {}
+    # No shares set: the order of joining, whatever the last look says.
+    assert WaitsInLine._serving_order(SimpleNamespace(gpu_line_group_shares={}), {}) == {}
 
 
 async def test_a_cluster_start_that_took_its_turn_holds_its_gpus_until_swarm_places_it():
