@@ -30,6 +30,7 @@ from ..engine import failures, hub_identity
 from ..gpu.allocator import GpuAllocator, GpuQuotaExceeded, plural
 from ..gpu.cluster import (
     Capacity,
+    ClusterNode,
     NoNodeFits,
     capacity,
     check_fits,
@@ -160,7 +161,16 @@ class CUDASwarmSpawner(CUDADockerSpawner, SwarmSpawner):
         profile is refused only when none of its nodes can."""
         if profile.max_gpus <= 0 or profile.mig:
             return None
-        nodes = nodes_from_api(await self.docker("nodes"))
+        return await self._node_refusal(
+            profile, nodes_from_api(await self.docker("nodes")), probe_now
+        )
+
+    async def _node_refusal(
+        self, profile: Profile, nodes: list[ClusterNode], probe_now: bool = False
+    ) -> str | None:
+        """`_image_refusal` on nodes already read (the form reads them once)."""
+        if profile.max_gpus <= 0 or profile.mig:
+            return None
         if not any(n.driver or n.compute_capability for n in nodes):
             CUDASwarmSpawner._unfit.pop(profile.slug, None)
             return None  # no node says: nothing to check
@@ -196,8 +206,9 @@ class CUDASwarmSpawner(CUDADockerSpawner, SwarmSpawner):
         """Each profile's free GPUs are the most free on one of its nodes that can run its
         image."""
         try:
-            reasons = await self._image_refusals(visible)  # renews the nodes kept off
             nodes = nodes_from_api(await self.docker("nodes"))
+            # Renews the nodes kept off each profile, so the counts below leave them out.
+            reasons = {p.slug: await self._node_refusal(p, nodes) for p in visible}
             tasks = await self.docker("tasks", filters={"desired-state": "running"})
             per_profile, total = {}, 0
             for p in visible:

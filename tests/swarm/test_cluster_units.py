@@ -391,6 +391,7 @@ async def test_the_swarm_spawner_keeps_a_profiles_servers_off_the_nodes_that_can
 
     stub = SimpleNamespace(docker=docker, _image_needs=needs, placement_constraints=[],
                            profile_constraints={})  # fmt: skip
+    stub._node_refusal = lambda *args: CUDASwarmSpawner._node_refusal(stub, *args)
     (gpu,) = parse_profiles([{"slug": "gpu", "display_name": "GPU", "gpus": 1}])
     try:
         assert await CUDASwarmSpawner._image_refusal(stub, gpu) is None
