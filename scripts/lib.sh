@@ -161,7 +161,9 @@ ensure_postgres() {
 }
 
 pg_superuser_query() {  # sql: run as the cluster's superuser, unaligned rows on stdout
-  runuser -u postgres -- psql -qtAc "$1"
+  # From /: psql complains of a working directory the postgres account cannot enter
+  # (a checkout under /root).
+  (cd / && runuser -u postgres -- psql -qtAc "$1")
 }
 
 stop_started_postgres() {
