@@ -80,6 +80,18 @@ def pytest_runtest_makereport(item, call):
     return rep
 
 
+CUDA_IMAGE = "cudaspawner/pytorch-cuda:2.9-cuda12.8"  # the project's CUDA image
+
+
+@pytest.fixture(scope="session")
+def cuda_image(docker_client):
+    """The project's CUDA image; a test that needs it says so where it is not built."""
+    try:
+        return docker_client.images.get(CUDA_IMAGE)
+    except Exception:
+        pytest.fail(f"{CUDA_IMAGE} is not built: run images/build.sh pytorch-cuda")
+
+
 @pytest.fixture(scope="session")
 def docker_client():
     import docker

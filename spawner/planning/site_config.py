@@ -9,6 +9,7 @@ spawner can reuse the same knobs.
 from __future__ import annotations
 
 import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -308,6 +309,17 @@ class SiteConfig(HasTraits):
         )
 
     _shared_executor: ThreadPoolExecutor | None = None
+    _client_lock = threading.Lock()
+
+    @property
+    def client(self):
+        """DockerSpawner's one Docker client, made by one thread only. DockerSpawner makes
+        it on first use without a lock, which is safe with its single Docker thread but not
+        with `docker_threads`: threads racing at a hub's start each made a client, and the
+        ones replaced closed their connections under the others (seen: the hub crashed on a
+        restart with four servers to poll)."""
+        with SiteConfig._client_lock:
+            return super().client
 
     @property
     def executor(self) -> ThreadPoolExecutor:

@@ -12,12 +12,12 @@ from pathlib import Path
 import pytest
 import requests
 
+from tests.conftest import CUDA_IMAGE
 from tests.integration.test_image import IMAGE as CPU_IMAGE
 from tests.integration.test_image import jupyter_server_in
 
 pytestmark = [pytest.mark.docker]
 
-CUDA_IMAGE = "cudaspawner/pytorch-cuda:2.9-cuda12.8"
 RUN = {"remove": True, "network_mode": "none", "labels": {"org.cudaspawner.test": "cuda-image"}}
 
 TORCH_REPORT = """
@@ -48,14 +48,6 @@ print(json.dumps({"libs": libs, "packages": pkgs}))
 def _python(docker_client, image: str, script: str) -> dict:
     out = docker_client.containers.run(image, ["python", "-c", script], **RUN)
     return json.loads(out.decode().strip().splitlines()[-1])
-
-
-@pytest.fixture(scope="module")
-def cuda_image(docker_client):
-    try:
-        return docker_client.images.get(CUDA_IMAGE)
-    except Exception:
-        pytest.fail(f"{CUDA_IMAGE} is not built: run images/build.sh pytorch-cuda")
 
 
 def test_the_cuda_image_runs_as_jovyan_not_root(docker_client, cuda_image):

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import CUDA_IMAGE
 from tests.hubtools import Browser, hub_containers
 
 pytestmark = [pytest.mark.docker, pytest.mark.hub]
@@ -25,7 +26,6 @@ OLD_LABELS = {
     "org.cudaspawner.cuda-archs": "sm_70 sm_75 sm_80 sm_86 sm_90",
 }
 HOSTS = Path(__file__).resolve().parent.parent / "gpu_hosts"
-CUDA_IMAGE = "cudaspawner/pytorch-cuda:2.9-cuda12.8"
 PROFILES = f"""
 c.CUDADockerSpawner.profiles = [
     {{"slug": "cpu", "display_name": "CPU only", "default": True}},
@@ -90,7 +90,7 @@ def refused_on_form_and_api(hub, docker_client, name: str, slug: str, sentence: 
 
 
 def test_an_image_without_kernels_for_the_card_is_unavailable_and_refused(
-    hub_factory, docker_client, old_image
+    hub_factory, docker_client, old_image, cuda_image
 ):
     hub = hub_factory(CONFIG)
     refused_on_form_and_api(hub, docker_client, "compatann", "old", SENTENCE)
@@ -100,7 +100,9 @@ def test_an_image_without_kernels_for_the_card_is_unavailable_and_refused(
     assert " disabled" not in profile_input(form.get("hub/spawn/compatann").text, "new")
 
 
-def test_an_image_needing_a_newer_driver_than_the_host_has_is_refused(hub_factory, docker_client):
+def test_an_image_needing_a_newer_driver_than_the_host_has_is_refused(
+    hub_factory, docker_client, cuda_image
+):
     hub = hub_factory(
         f'c.CUDADockerSpawner.gpu_inventory = "simulated-nvml:{HOSTS}/old-driver.json"\n' + PROFILES
     )
@@ -117,9 +119,7 @@ OLD_DRIVER = LISTED.replace('"575.51.03"', '"560.35.03"').replace(OLD_IMAGE, SIT
 @pytest.fixture
 def site_image(docker_client):
     emptied = dict.fromkeys(OLD_LABELS, "")
-    yield from relabelled(
-        docker_client, "cudaspawner/pytorch-cuda:2.9-cuda12.8", SITE_IMAGE, emptied
-    )
+    yield from relabelled(docker_client, CUDA_IMAGE, SITE_IMAGE, emptied)
 
 
 def test_an_image_that_does_not_say_is_asked_once_at_its_first_start(

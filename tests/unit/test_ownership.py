@@ -81,3 +81,36 @@ def test_a_bad_configured_hub_id_stops_with_a_sentence():
 
     with pytest.raises(TraitError, match="hub_id"):
         CUDADockerSpawner(hub_id="has space")
+
+
+def test_threads_racing_at_a_hub_start_share_one_docker_client(monkeypatch):
+    """With several Docker threads (`docker_threads`), the first calls of a hub's start race
+    for DockerSpawner's client: exactly one is made, and every thread gets it."""
+    import threading
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+    from types import SimpleNamespace
+
+    import dockerspawner.dockerspawner as ds
+
+    from spawner.docker_edge.spawner import CUDADockerSpawner
+
+    made = []
+
+    class SlowClient:  # docker.APIClient asks the engine its version: slow enough to race
+        def __init__(self, **kwargs) -> None:
+            time.sleep(0.05)
+            made.append(self)
+
+    monkeypatch.setattr(ds.docker, "APIClient", SlowClient)
+    monkeypatch.setattr(CUDADockerSpawner, "_client", None)
+    spawner = CUDADockerSpawner(user=SimpleNamespace(name="a", groups=[]))
+    start = threading.Barrier(8)
+
+    def first_call(_):
+        start.wait()
+        return spawner.client
+
+    with ThreadPoolExecutor(8) as pool:
+        clients = list(pool.map(first_call, range(8)))
+    assert len(made) == 1 and all(c is made[0] for c in clients)
