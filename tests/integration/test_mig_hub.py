@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests.hubtools import Browser, container_of, hub_containers
+from tests.integration.test_security import admin_password, approve, logged_in, signup
 
 pytestmark = [pytest.mark.docker, pytest.mark.hub]
 
@@ -52,16 +53,28 @@ def card(form: str, slug: str) -> str:
     return " ".join(re.sub(r"<[^>]+>", " ", html.unescape(found.group(0))).split())
 
 
-def user(hub, name: str) -> Browser:
-    hub.api("POST", "users", json={"usernames": [name]})
+def deployment(hub_factory, host: str):
+    """The default deployment (HTTPS, native sign-up, internal TLS, its services) on a
+    simulated host, and its admin signed in."""
+    hub = hub_factory(on_host(host), secure=True)
+    admin = Browser(hub)
+    assert logged_in(admin.login("admin", admin_password(hub)))
+    return hub, admin
+
+
+def user(hub, admin: Browser, name: str) -> Browser:
+    """An ordinary user who signed up, was approved, and signed in."""
+    password = f"{name}-long-passphrase"
+    signup(hub, name, password)
+    approve(admin, name)
     browser = Browser(hub)
-    assert browser.login(name, hub.user_password).status_code == 302
+    assert logged_in(browser.login(name, password))
     return browser
 
 
 def test_two_users_get_two_slices_of_one_gpu_and_a_restart_keeps_them(hub_factory, docker_client):
-    hub = hub_factory(on_host("h100-mig"))
-    ann, bob, cy = (user(hub, n) for n in ("migann", "migbob", "migcy"))
+    hub, admin = deployment(hub_factory, "h100-mig")
+    ann, bob, cy = (user(hub, admin, n) for n in ("migann", "migbob", "migcy"))
     form = ann.get("hub/spawn/migann").text
     assert "7 of 7 free right now" in card(form, "slice")
     assert "1 MIG 1g.10gb slice" in card(form, "slice")
@@ -100,6 +113,8 @@ def test_two_users_get_two_slices_of_one_gpu_and_a_restart_keeps_them(hub_factor
     # A new hub process rebuilds the slice table from the containers' labels.
     hub.stop()
     hub.start()
+    cy = Browser(hub)  # a new session on the new hub process
+    assert logged_in(cy.login("migcy", "migcy-long-passphrase"))
     r = cy.spawn("migcy", {"profile": "gpu"})
     assert r.status_code == 409 and "0 free of 1" in r.json()["message"], r.text
     r = cy.spawn("migcy", {"profile": "slice"})
@@ -115,8 +130,8 @@ def test_two_users_get_two_slices_of_one_gpu_and_a_restart_keeps_them(hub_factor
 
 def test_the_form_and_the_api_on_a_mixed_host(hub_factory, docker_client):
     """An H100 whole, an H100 in MIG mode (one 3g.40gb, four 1g.10gb) and an L4."""
-    hub = hub_factory(on_host("mixed"))
-    dee, eve = user(hub, "mixdee"), user(hub, "mixeve")
+    hub, admin = deployment(hub_factory, "mixed")
+    dee, eve = user(hub, admin, "mixdee"), user(hub, admin, "mixeve")
     form = dee.get("hub/spawn/mixdee").text
     assert "3 of 3 free right now" in card(form, "gpu")
     assert "4 of 4 free right now" in card(form, "slice")
