@@ -3,7 +3,8 @@ host's cards is unavailable on the form with the reason, and the REST API refuse
 the same sentence) before any GPU is reserved, while the project's CUDA image on the same
 host is offered. The hosts are SIMULATED NVML hosts (tests/gpu_hosts: a Blackwell card under
 driver 575, two A100s under driver 470) and a listed inventory with its driver given; nothing
-here starts a GPU container (the MIG hosts, whose free counts matter, are in test_mig_hub)."""
+here starts a GPU container (the MIG hosts, whose free counts matter, are in test_mig_hub).
+The form and the API are a signed-up, approved user's of the default deployment."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ import pytest
 
 from tests.conftest import CUDA_IMAGE
 from tests.hubtools import Browser, hub_containers
+from tests.integration.test_security import admin_password, approve, logged_in, signup
 
 pytestmark = [pytest.mark.docker, pytest.mark.hub]
 
@@ -72,12 +74,22 @@ def profile_input(form: str, slug: str) -> str:
     return found.group(0)
 
 
-def refused_on_form_and_api(hub, docker_client, name: str, slug: str, sentence: str) -> None:
-    """As a signed-in user: `slug` is unavailable with `sentence`, the API refuses it (409,
-    the same sentence) and no container is made; the CPU profile stays available."""
-    hub.api("POST", "users", json={"usernames": [name]})
+def signed_up_user(hub, name: str) -> Browser:
+    """On the default deployment: `name` signs up, the admin approves, `name` signs in."""
+    admin = Browser(hub)
+    assert logged_in(admin.login("admin", admin_password(hub)))
+    signup(hub, name, f"{name}-long-passphrase")
+    approve(admin, name)
     browser = Browser(hub)
-    assert browser.login(name, hub.user_password).status_code == 302
+    assert logged_in(browser.login(name, f"{name}-long-passphrase"))
+    return browser
+
+
+def refused_on_form_and_api(
+    hub, docker_client, browser: Browser, name: str, slug: str, sentence: str
+) -> None:
+    """As that signed-in user: `slug` is unavailable with `sentence`, the API refuses it
+    (409, the same sentence) and no container is made; the CPU profile stays available."""
     form = html.unescape(browser.get(f"hub/spawn/{name}").text)
     assert " disabled" in profile_input(form, slug), form[-3000:]
     assert " disabled" not in profile_input(form, "cpu")
@@ -92,24 +104,26 @@ def refused_on_form_and_api(hub, docker_client, name: str, slug: str, sentence: 
 def test_an_image_without_kernels_for_the_card_is_unavailable_and_refused(
     hub_factory, docker_client, old_image, cuda_image
 ):
-    hub = hub_factory(CONFIG)
-    refused_on_form_and_api(hub, docker_client, "compatann", "old", SENTENCE)
+    hub = hub_factory(CONFIG, secure=True)
+    ann = signed_up_user(hub, "compatann")
+    refused_on_form_and_api(hub, docker_client, ann, "compatann", "old", SENTENCE)
     # The project's CUDA 12.8 image has Blackwell kernels: offered on the same host.
-    form = Browser(hub)
-    assert form.login("compatann", hub.user_password).status_code == 302
-    assert " disabled" not in profile_input(form.get("hub/spawn/compatann").text, "new")
+    assert " disabled" not in profile_input(ann.get("hub/spawn/compatann").text, "new")
 
 
 def test_an_image_needing_a_newer_driver_than_the_host_has_is_refused(
     hub_factory, docker_client, cuda_image
 ):
     hub = hub_factory(
-        f'c.CUDADockerSpawner.gpu_inventory = "simulated-nvml:{HOSTS}/old-driver.json"\n' + PROFILES
+        f'c.CUDADockerSpawner.gpu_inventory = "simulated-nvml:{HOSTS}/old-driver.json"\n'
+        + PROFILES,
+        secure=True,
     )
     sentence = (
         "This image needs NVIDIA driver 525.60.13 or newer (CUDA 12.8); this host has 470.82.01."
     )
-    refused_on_form_and_api(hub, docker_client, "compatdee", "new", sentence)
+    dee = signed_up_user(hub, "compatdee")
+    refused_on_form_and_api(hub, docker_client, dee, "compatdee", "new", sentence)
 
 
 SITE_IMAGE = "cudaspawner/pytorch-cuda:compat-unlabelled"  # ours, its labels emptied
