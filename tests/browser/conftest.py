@@ -7,6 +7,7 @@ import json
 import os
 import re
 import shutil
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,21 +21,34 @@ _goto = Page.goto
 _wait_for_url = Page.wait_for_url
 
 
-def _network_changed(e: PlaywrightError) -> bool:
-    return "ERR_NETWORK_CHANGED" in str(e)
+def _network_changed(page: Page, e: PlaywrightError) -> bool:
+    """True when Chromium dropped the navigation for a network change: said in the error,
+    or (when Playwright reports only that the navigation was "interrupted by another
+    navigation to chrome-error://...") on the error page Chromium shows instead."""
+    if "ERR_NETWORK_CHANGED" in str(e):
+        return True
+    if "chrome-error://" not in str(e):
+        return False
+    for _ in range(20):  # the error page may still be coming in
+        try:
+            page.wait_for_load_state()
+            return "ERR_NETWORK_CHANGED" in page.content()
+        except PlaywrightError:
+            time.sleep(0.1)
+    return False
 
 
 def _goto_again_if_the_network_changed(self: Page, url: str, **kwargs):
     """Page.goto, gone again (at most twice) when Chromium aborted it with
     ERR_NETWORK_CHANGED: Chromium drops a navigation whenever a network interface comes or
     goes, and Docker adds one for every container it starts, the suite's other lanes' and
-    the test's own (seen in CI: the sign-up page of the line test). Any other failure is
-    raised at once."""
+    the test's own (seen in CI: the sign-up page of the line test, the admin's login page of
+    the neighbour test). Any other failure is raised at once."""
     for attempt in range(3):
         try:
             return _goto(self, url, **kwargs)
         except PlaywrightError as e:
-            if not _network_changed(e) or attempt == 2:
+            if not _network_changed(self, e) or attempt == 2:
                 raise
 
 
@@ -47,12 +61,12 @@ def _wait_for_url_again_if_the_network_changed(self: Page, url, **kwargs):
         try:
             return _wait_for_url(self, url, **kwargs)
         except PlaywrightError as e:
-            if not _network_changed(e) or attempt == 2:
+            if not _network_changed(self, e) or attempt == 2:
                 raise
         try:
             self.reload()
         except PlaywrightError as e:
-            if not _network_changed(e):
+            if not _network_changed(self, e):
                 raise
 
 
